@@ -1,0 +1,24 @@
+"""Lazy encoder registry: names map to ``module:Class`` strings, imported only when used."""
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.encoders.base import Encoder
+
+ENCODERS: dict[str, str] = {
+    "avalign": "javisbench.encoders.avalign:AVAlignEncoder",
+}
+
+
+def encoder_class(name: str) -> "type[Encoder]":
+    try:
+        target = ENCODERS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, ENCODERS, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"Unknown encoder {name!r}.{hint} Available: {', '.join(sorted(ENCODERS))}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)

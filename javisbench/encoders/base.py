@@ -1,0 +1,74 @@
+"""The encoder contract.
+
+An encoder is cheap to construct (identity and contract only) and explicit to load.  The
+pipeline calls, per run::
+
+    enc = EncoderClass(protocol, device=..., batch_size=...)
+    enc.load(weights_dir)                       # MissingWeightsError -> its metrics are skipped
+    for each decoded sample:  x = enc.prepare(clip, text, audio_text)   # pure, CPU, per sample
+    for batches of prepared inputs:  feats = enc.encode([x0, x1, ...])  # batched across samples
+
+``prepare`` is where the protocol's view of a clip is computed (frame sampling, resizing,
+audio windows); it must be a pure function of (clip, prompts, protocol).  Anything wrong with
+the sample (too short, silent, NaN) raises ``SampleError`` and becomes a recorded failure.
+``encode`` returns, per sample, a dict of named float32 arrays; those rows are what the feature
+store keeps and what metrics read.
+"""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from javisbench.weights import WeightFile, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.decode import DecodedClip
+    from javisbench.protocol import Protocol
+
+
+class SampleError(ValueError):
+    """A per-sample problem (the run continues; the sample is recorded in ``failures``)."""
+
+
+Prepared = dict[str, Any]
+Features = dict[str, np.ndarray]
+
+
+class Encoder(abc.ABC):
+    id: ClassVar[str]                       # registry name, part of every feature key
+    version: ClassVar[str] = "1"            # bump when prepare/encode change numbers
+    weight_files: ClassVar[tuple[WeightFile, ...]] = ()
+    uses_text: ClassVar[bool] = False       # prompts enter the feature key
+    description: ClassVar[str] = ""
+
+    def __init__(self, protocol: "Protocol", device: str = "cpu", batch_size: int = 8) -> None:
+        self.protocol = protocol
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.weights_sha256: dict[str, str] = {}
+
+    # -- weights ------------------------------------------------------------------------------
+    def weight_paths(self, weights_dir: Path) -> dict[str, Path]:
+        """Paths of every needed file; raises MissingWeightsError naming the first absent one."""
+        return {wf.name: require(self.id, wf, Path(weights_dir)) for wf in self.weight_files}
+
+    @abc.abstractmethod
+    def load(self, weights_dir: Path) -> None:
+        """Read weights (``torch.load(..., weights_only=True)``) and move to ``self.device``."""
+
+    # -- data -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
+        """The model inputs of one sample (numpy), from the decoded clip under the protocol."""
+
+    @abc.abstractmethod
+    def encode(self, batch: list[Prepared]) -> list[Features]:
+        """Features of a batch of prepared samples, one dict of float32 arrays per sample."""
+
+    def fingerprint(self) -> str:
+        """Encoder identity in the feature-store key: id, code version and weights hashes."""
+        w = ",".join(f"{k}={v}" for k, v in sorted(self.weights_sha256.items()))
+        return f"{self.id}@{self.version}[{w}]"

@@ -1,0 +1,82 @@
+"""Deterministic "golden" checkpoints: the documented fill rule of the parity fixtures.
+
+The parity fixtures (``tests/golden/<model>/``) were produced by the original evaluation code
+with every parameter overwritten by a pseudo-random value that depends only on the parameter's
+state-dict key, its shape and an integer seed.  This module regenerates those values so a test
+(or a curious user) can write an official-format checkpoint with known contents and load it
+through exactly the path a real checkpoint takes.
+
+Rule, per parameter key ``name`` of shape ``shape`` (all arithmetic float64, then cast):
+
+* ``rng = numpy.random.default_rng([seed, crc32(name)])``, ``z = rng.standard_normal(shape)``
+* ``ndim >= 2``: ``z * (2.0**0.5 / sqrt(prod(shape[1:])))`` (He gain on the fan-in)
+* ``ndim == 1`` and the name ends in ``weight``/``gamma``: ``1 + 0.02 z``
+* everything else: ``0.02 z``
+
+Buffers are not filled: they come from the fixture's ``buffers.npz``.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+HE_GAIN = 2.0 ** 0.5
+
+
+def fill_value(name: str, shape: Iterable[int], seed: int) -> np.ndarray:
+    """The float32 value of parameter ``name`` under the fill rule.
+
+    Example:
+        >>> fill_value("ln.bias", (3,), 0).dtype
+        dtype('float32')
+    """
+    shape = tuple(int(s) for s in shape)
+    z = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))]).standard_normal(shape)
+    if len(shape) >= 2:
+        # the order of operations matters to the last ulp: gain / sqrt(fan_in), then times z
+        return (z * (HE_GAIN / np.sqrt(int(np.prod(shape[1:]))))).astype(np.float32)
+    if len(shape) == 1 and (name.endswith("weight") or name.endswith("gamma")):
+        return (1.0 + 0.02 * z).astype(np.float32)
+    return (0.02 * z).astype(np.float32)
+
+
+def fixture_keys(fixture_dir: str | Path) -> list[tuple[str, tuple[int, ...], str]]:
+    """``(key, shape, kind)`` triples of a fixture's ``keys.json``, in official order."""
+    rows = json.loads(Path(fixture_dir, "keys.json").read_text())
+    return [(str(k), tuple(int(s) for s in shape), str(kind)) for k, shape, kind in rows]
+
+
+def fixture_seed(fixture_dir: str | Path) -> int:
+    return int(Path(fixture_dir, "seed.txt").read_text().strip())
+
+
+def build_state_dict(fixture_dir: str | Path, seed: int | None = None) -> "OrderedDict[str, np.ndarray]":
+    """The fixture's whole checkpoint as numpy arrays in official key order.
+
+    Parameters follow the fill rule; buffers are read from ``buffers.npz`` unchanged
+    (dtype as stored).
+    """
+    fixture_dir = Path(fixture_dir)
+    seed = fixture_seed(fixture_dir) if seed is None else int(seed)
+    buffers = np.load(fixture_dir / "buffers.npz")
+    out: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for name, shape, kind in fixture_keys(fixture_dir):
+        if kind == "param":
+            out[name] = fill_value(name, shape, seed)
+        else:
+            if name not in buffers.files:
+                raise KeyError(f"{fixture_dir}/buffers.npz has no buffer {name!r} listed in keys.json")
+            out[name] = buffers[name]
+    return out
+
+
+def torch_state_dict(fixture_dir: str | Path, seed: int | None = None) -> "OrderedDict":
+    """``build_state_dict`` as CPU torch tensors (what ``torch.save`` of a checkpoint holds)."""
+    import torch
+
+    return OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in build_state_dict(fixture_dir, seed).items())

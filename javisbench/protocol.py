@@ -1,0 +1,111 @@
+"""Protocols: frozen, named, versioned values that fix every number-changing choice.
+
+``javisbench-official`` reproduces the original JavisBench evaluation code, quirks included
+(each quirk field names the behaviour it reproduces).  ``javisbench-fixed`` runs the same
+metrics with the quirks corrected.  A protocol is written into every result; results under
+different protocols are never ranked together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    version: str
+    description: str
+
+    # ---- FVD / KVD (I3D) -------------------------------------------------------------------
+    fvd_frames: int = 16                 # linspace frames over the whole clip (official README today: 24)
+    image_size: int = 224                # letterbox size
+    fvd_uint8_remap: bool = True         # quirk: uint8(clamp((x+1)*127.5)) on [0,1] frames -> [127,255]
+    # ---- Fréchet / kernel statistics ----------------------------------------------------------
+    fd_variant: Literal["official-f32-svd", "f64-sqrtm"] = "official-f32-svd"
+    kvd_variant: Literal["official-centred-single", "subsets"] = "official-centred-single"
+    kvd_subsets: int = 100
+    kvd_subset_size: int = 1000
+    fad_scale: float = 1e4               # quirk: FAD x 1e4
+    # ---- audio shared --------------------------------------------------------------------------
+    audio_sr: int = 16000
+    max_audio_len_s: float = 4.0         # FAD, audio quality, DeSync
+    resample: Literal["kaiser_best", "soxr_hq"] = "kaiser_best"   # librosa 0.9.2 default
+    # ---- CLIP ----------------------------------------------------------------------------------
+    clip_frames: int = 48
+    clip_bgr: bool = True                # quirk: double channel swap, CLIP sees BGR
+    clip_fp16_cuda: bool = True          # original keeps fp16 weights on CUDA
+    # ---- CLAP ----------------------------------------------------------------------------------
+    clap_sr: int = 48000
+    clap_pad: Literal["zero", "repeat"] = "zero"   # quirk: padding=True overrides repeatpad
+    clap_crop_seeded: bool = False       # quirk: unseeded random 10 s crop for longer clips
+    # ---- ImageBind / AVH / JavisScore ------------------------------------------------------------
+    imagebind_audio_channel0: bool = True          # quirk: kaldi fbank on the left channel only
+    javis_window_s: float = 2.0
+    javis_overlap_s: float = 1.5
+    javis_topk: float = 0.4
+    javis_aligned_windows: bool = False  # quirk off: int(fps*w)-int(fps*o) video step drifts
+    # ---- AV-Align ------------------------------------------------------------------------------
+    av_align_tolerance_frames: int = 1   # official: +-1 frame, strict
+    # ---- DeSync --------------------------------------------------------------------------------
+    desync_fps: int = 25
+    desync_fix_group_assignment: bool = False      # quirk: group-major/sample-major reshape bug
+    # ---- CAVP ----------------------------------------------------------------------------------
+    cavp_fps: int = 4
+    cavp_failure_as_zero: bool = False   # the original's 0.0 is only written to the official export
+    # ---- statistics ----------------------------------------------------------------------------
+    bootstrap: int = 1000
+    ci_level: float = 0.95
+    seed: int = 0
+
+    def values(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of every value: part of every feature-store key."""
+        blob = json.dumps(self.values(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "Protocol":
+        return dataclasses.replace(self, **changes)
+
+
+OFFICIAL = Protocol(
+    name="javisbench-official",
+    version="1.0",
+    description="Reproduces the original JavisBench evaluation code (JavisDiT b505b37), quirks included.",
+)
+
+FIXED = Protocol(
+    name="javisbench-fixed",
+    version="1.0",
+    description="The same metrics with the original's quirks corrected (float64 statistics, RGB CLIP, "
+    "aligned JavisScore windows, KVD subsets with std, seeded crops, channel mean audio).",
+    fvd_uint8_remap=False,
+    fd_variant="f64-sqrtm",
+    kvd_variant="subsets",
+    resample="soxr_hq",
+    clip_bgr=False,
+    clip_fp16_cuda=False,
+    clap_pad="repeat",
+    clap_crop_seeded=True,
+    imagebind_audio_channel0=False,
+    javis_aligned_windows=True,
+    desync_fix_group_assignment=True,
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED)}
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, PROTOCOLS, n=2)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"Unknown protocol {name!r}.{hint} Available: {', '.join(PROTOCOLS)}") from None
