@@ -1,0 +1,34 @@
+"""The evaluation configuration: what the CLI parses and ``evaluate`` reads."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class EvalConfig:
+    samples_dir: Path | None              # sample_XXXX.mp4 (+ .wav); None: pred_video_path column
+    bench: Path                           # manifest CSV
+    out: Path | None = None               # results JSON
+    protocol: str = "javisbench-official"
+    metrics: list[str] | None = None      # None: all
+    device: str = "cpu"
+    weights_dir: Path | None = None
+    cache_dir: Path | None = None
+    batch_size: int = 8
+    workers: int = field(default_factory=default_workers)
+    reference: Path | None = None         # official GT feature cache (<bench>-vanilla-max4s.pt) or .npz
+    reference_dir: Path | None = None     # real clips to compute the reference features from
+    model_name: str = "unnamed"
+    model_meta: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None              # keep only the first N manifest rows
+    taxonomy: str | Path | None = None    # taxonomy name or YAML (default: the bench's, else javisbench)
+    per_sample: bool = True
+    export_official: Path | None = None
+    seed: int | None = None               # overrides the protocol's seed when given
+    progress: bool = True

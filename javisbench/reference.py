@@ -1,0 +1,145 @@
+"""Reference (real-set) features for FVD, KVD and FAD.
+
+The original tool compares generated clips with a released ground-truth cache,
+``<bench>-vanilla-max4s.pt``: a ``torch.save`` of ``{'video': FloatTensor[N,400] (I3D logits),
+'audio': FloatTensor[N,1024] (AudioCLIP embeddings)}``, rows in manifest order.  Row *i* of the
+cache is paired with sample *i*; the first ``min(N_fake, N_real)`` rows are used.
+
+Untrusted files are parsed, never unpickled: ``.pt`` files go through ``torch.load(...,
+weights_only=True)`` (tensors and plain containers only; a pickle that asks for anything else is
+refused) onto the CPU, and ``.npz`` files through ``numpy.load(allow_pickle=False)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.evaluate import Plan
+
+#: cache key -> (encoder id, feature name)
+CACHE_LAYOUT = {"video": ("i3d", "logits"), "audio": ("audioclip", "embedding")}
+EXPECTED_DIMS = {"video": 400, "audio": 1024}
+
+
+class ReferenceError(ValueError):
+    pass
+
+
+def read_reference(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
+    """Reference features from an official ``.pt`` cache or an ``.npz`` with keys video/audio."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceError(f"reference file {path} does not exist")
+    raw: dict[str, Any]
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                raw = {k: z[k] for k in z.files}
+        except ValueError as e:
+            raise ReferenceError(f"{path}: refused ({e}); reference .npz files must hold plain arrays") from None
+    else:
+        import pickle
+
+        import torch
+
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ReferenceError(
+                f"{path}: refused to load: the file asks for objects other than tensors and plain containers "
+                f"({str(e).splitlines()[0] if str(e) else 'unsafe pickle'}). A JavisBench cache holds only "
+                "{'video': tensor, 'audio': tensor}."
+            ) from None
+        except (RuntimeError, EOFError, OSError) as e:
+            raise ReferenceError(f"{path}: not a readable torch.save file ({e})") from None
+        if not isinstance(raw, dict):
+            raise ReferenceError(f"{path}: expected a dict with 'video'/'audio' tensors, got {type(raw).__name__}")
+        raw = {k: (v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in raw.items()}
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for k, target in CACHE_LAYOUT.items():
+        if k not in raw:
+            continue
+        a = np.asarray(raw[k], np.float32)
+        if a.ndim != 2 or a.shape[1] != EXPECTED_DIMS[k]:
+            raise ReferenceError(f"{path}: '{k}' has shape {a.shape}, expected [N, {EXPECTED_DIMS[k]}]")
+        out[target] = a
+    if not out:
+        raise ReferenceError(f"{path}: no 'video' or 'audio' entry (got keys {sorted(raw)})")
+    return out
+
+
+def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Path) -> Path:
+    """Write the official layout: ``.pt`` (torch.save of float tensors) or ``.npz``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: np.asarray(features[t], np.float32) for k, t in CACHE_LAYOUT.items() if t in features}
+    tmp = path.with_name(path.name + ".part")
+    if path.suffix == ".npz":
+        with open(tmp, "wb") as f:
+            np.savez(f, **data)
+    else:
+        import torch
+
+        torch.save({k: torch.from_numpy(v) for k, v in data.items()}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:
+    """Reference features from real clips (``--reference-dir``), through the same pipeline.
+
+    The real folder holds ``sample_{i:04d}.mp4`` (+ ``.wav``) for row *i*, or the manifest's
+    ``path`` / ``audio_path`` columns name the files relative to it.  Rows whose real clip fails
+    are NaN rows here and are left out of the pairing (recorded in the plan's warnings).
+    """
+    from dataclasses import replace
+
+    from javisbench.evaluate import extract, plan_run
+
+    cfg = plan.config
+    assert cfg.reference_dir is not None
+    real_dir = Path(cfg.reference_dir)
+    samples_dir: Path | None = real_dir
+    if not (real_dir / "sample_0000.mp4").exists() and "path" in plan.manifest.columns:
+        samples_dir = None
+    keys = [m.key for m in plan.metrics if m.kind == "set"]
+    sub_cfg = replace(cfg, samples_dir=samples_dir, metrics=keys, out=None, export_official=None, reference=None,
+                      reference_dir=None)
+    if samples_dir is None:
+        sub_cfg = replace(sub_cfg, bench=_real_paths_manifest(plan, real_dir))
+    sub = plan_run(sub_cfg)
+    feats = extract(sub)
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for enc_id, name in CACHE_LAYOUT.values():
+        if enc_id not in sub.encoders:
+            continue
+        rows = []
+        dim = EXPECTED_DIMS["video" if enc_id == "i3d" else "audio"]
+        for r in sub.manifest.rows:
+            f = feats.get(r.sample_id, {}).get(enc_id)
+            rows.append(np.asarray(f[name], np.float32).ravel() if f is not None else np.full(dim, np.nan, np.float32))
+        out[(enc_id, name)] = np.stack(rows)
+    for sid, stages in sub.failures.items():
+        for stage, msg in stages.items():
+            plan.warn(sid, f"reference clip failed at {stage}: {msg}")
+    return out
+
+
+def _real_paths_manifest(plan: "Plan", real_dir: Path) -> Path:
+    """A manifest whose pred_video_path/pred_audio_path point at the real clips of each row."""
+    import csv
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix="javisbench-real-", suffix=".csv")
+    with open(fd, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "audio_text", "pred_video_path", "pred_audio_path"])
+        for r in plan.manifest.rows:
+            v = real_dir / r.raw["path"].strip()
+            a_raw = r.raw.get("audio_path", "").strip()
+            a = real_dir / a_raw if a_raw and a_raw != r.raw["path"].strip() else ""
+            w.writerow([r.text, r.audio_text, str(v), str(a)])
+    return Path(tmp)

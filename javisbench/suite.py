@@ -1,0 +1,183 @@
+"""The metric table: every metric declared as data.
+
+A metric names the encoder features it reads, its kind (``sample``: one value per sample,
+averaged; ``set``: one value for a set of samples against reference features, recomputed per
+category), its direction and the protocol quirks it applies.  The pipeline, the breakdown, the
+report and the leaderboard read this table; nothing else hard-codes a metric name.  A new
+encoder joins by adding entries here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Literal, Optional
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.protocol import Protocol
+
+Feats = dict[str, dict[str, np.ndarray]]           # encoder id -> feature name -> array
+SampleFn = Callable[[Feats, "Protocol"], float]
+SetFn = Callable[[np.ndarray, np.ndarray, "Protocol"], float]
+OrderedFn = Callable[[list[Optional[Feats]], "Protocol"], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    encoders: tuple[str, ...]
+    kind: Literal["sample", "set"]
+    higher_is_better: bool
+    description: str
+    official: bool = True                   # one of the 16 keys of the original tool
+    sample_fn: SampleFn | None = None
+    set_feature: tuple[str, str] | None = None    # (encoder id, feature name) for set metrics
+    set_fn: SetFn | None = None
+    ordered_fn: OrderedFn | None = None      # per-sample values that depend on the sample order
+    quirks: tuple[str, ...] = field(default_factory=tuple)
+    weights: tuple[str, ...] = field(default_factory=tuple)   # official file names, for `ls`
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+# ---------------------------------------------------------------------------------------------
+# metric functions on stored features
+# ---------------------------------------------------------------------------------------------
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    from metrics.similarity import cosine
+
+    return float(cosine(np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()))
+
+
+def _fd(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    from metrics.frechet import fd
+
+    return float(fd(fake, real, variant=p.fd_variant))
+
+
+def _fad(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    return _fd(fake, real, p) * p.fad_scale
+
+
+def _kvd(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    from metrics import kernel
+
+    if p.kvd_variant == "official-centred-single":
+        return float(kernel.kvd_official(fake, real))
+    mean, _std = kernel.kvd_subsets(fake, real, n_subsets=p.kvd_subsets, subset_size=p.kvd_subset_size, seed=p.seed)
+    return float(mean)
+
+
+def _clip_score(f: Feats, p: "Protocol") -> float:
+    from metrics.similarity import mean_cosine_to
+
+    c = f["clip"]
+    return float(mean_cosine_to(c["image_features"], c["text_features"]))
+
+
+def _avh(f: Feats, p: "Protocol") -> float:
+    from metrics.avh import avh_score
+
+    ib = f["imagebind-avh"]
+    return float(avh_score(ib["frames"], ib["audio"]))
+
+
+def _javis(f: Feats, p: "Protocol") -> float:
+    from metrics.avh import javis_score
+
+    ib = f["imagebind-avh"]
+    idx = np.rint(ib["window_frame_idx"]).astype(np.int64)
+    return float(javis_score(ib["frames"], ib["window_audio"], idx, topk=p.javis_topk))
+
+
+def _desync(all_feats: list[Optional[Feats]], p: "Protocol") -> np.ndarray:
+    from metrics.desync import assign_group_offsets
+
+    offsets, groups, present = [], [], []
+    for f in all_feats:
+        if f is None:
+            continue
+        g = np.asarray(f["synchformer"]["group_offsets"], np.float64).ravel()
+        offsets.extend(g.tolist())
+        groups.append(len(g))
+        present.append(True)
+    per_sample = assign_group_offsets(np.asarray(offsets), groups, official_bug=not p.desync_fix_group_assignment)
+    out = np.full(len(all_feats), np.nan)
+    it = iter(np.asarray(per_sample, np.float64))
+    for i, f in enumerate(all_feats):
+        if f is not None:
+            out[i] = next(it)
+    return out
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def _add(m: Metric) -> None:
+    METRICS[m.key] = m
+
+
+_add(Metric("fvd", "FVD", ("i3d",), "set", False, "Fréchet distance of I3D Kinetics-400 logits (16 frames over the clip) to the reference set",
+            set_feature=("i3d", "logits"), set_fn=_fd, weights=("i3d_pretrained_400.pt",),
+            quirks=("frames remapped to [127,255] before I3D", "float32 SVD square root")))
+_add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3D logits to the reference set",
+            set_feature=("i3d", "logits"), set_fn=_kvd, weights=("i3d_pretrained_400.pt",),
+            quirks=("per-set mean-centred features", "one full-set estimate")))
+_add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
+            set_feature=("audioclip", "embedding"), set_fn=_fad, weights=("AudioCLIP-Full-Training.pt",),
+            quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
+_add(Metric("ib_tv", "ImageBind text-video", ("imagebind",), "sample", True, "cosine of ImageBind text (video prompt) and video embeddings",
+            sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
+_add(Metric("ib_ta", "ImageBind text-audio", ("imagebind",), "sample", True, "cosine of ImageBind text (audio prompt) and audio embeddings",
+            sample_fn=lambda f, p: _cos(f["imagebind"]["text_audio"], f["imagebind"]["audio"]), weights=("imagebind_huge.pth",),
+            quirks=("kaldi fbank on the left channel only",)))
+_add(Metric("ib_av", "ImageBind audio-video", ("imagebind",), "sample", True, "cosine of ImageBind audio and video embeddings",
+            sample_fn=lambda f, p: _cos(f["imagebind"]["audio"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
+_add(Metric("avh_score", "AVHScore", ("imagebind-avh",), "sample", True, "mean over every frame of cos(ImageBind frame, whole-clip audio)",
+            sample_fn=_avh, weights=("imagebind_huge.pth",)))
+_add(Metric("javis_score", "JavisScore", ("imagebind-avh",), "sample", True,
+            "mean over 2 s windows of the bottom-40% frame-audio ImageBind cosines",
+            sample_fn=_javis, weights=("imagebind_huge.pth",), quirks=("window drift when fps·0.5 s is not an integer",)))
+_add(Metric("clip_score", "CLIP score", ("clip",), "sample", True, "mean over 48 frames of cos(CLIP ViT-B/32 frame, video prompt)",
+            sample_fn=_clip_score, weights=("ViT-B-32.pt",), quirks=("CLIP sees BGR frames",)))
+_add(Metric("clap_score", "CLAP score", ("clap",), "sample", True, "cos(CLAP text (audio prompt), CLAP audio), HTSAT unfused",
+            sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]), weights=("clap-htsat-unfused/",),
+            quirks=("clips ≤10 s zero-padded (padding=True overrides repeat-pad)",)))
+_add(Metric("av_align", "AV-Align", ("avalign",), "sample", True,
+            "IoU of audio onsets and optical-flow peaks (±1 frame); no weights",
+            sample_fn=lambda f, p: float(np.asarray(f["avalign"]["score"]).ravel()[0]),
+            quirks=("±1 frame, strict; IoU-style denominator",)))
+_add(Metric("desync", "DeSync", ("synchformer",), "sample", False, "mean |audio-video offset| predicted by Synchformer, seconds",
+            ordered_fn=_desync, weights=("synchformer_state_dict.pth",),
+            quirks=("first group wrap-padded to 14 segments", "group/sample reshape bug for clips over 4.8 s")))
+
+
+def get_metric(key: str) -> Metric:
+    import difflib
+
+    try:
+        return METRICS[key]
+    except KeyError:
+        close = difflib.get_close_matches(key, METRICS, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"Unknown metric {key!r}.{hint} Available: {', '.join(METRICS)}") from None
+
+
+def select_metrics(keys: list[str] | None) -> list[Metric]:
+    """``None`` or ``["all"]``: every metric; otherwise the named ones, validated."""
+    if not keys or keys == ["all"]:
+        return list(METRICS.values())
+    out: list[Metric] = []
+    for k in keys:
+        for part in k.split(","):
+            part = part.strip()
+            if part and METRICS.get(part) not in out:
+                out.append(get_metric(part))
+    return out
