@@ -22,7 +22,7 @@ import numpy as np
 from javisbench.config import EvalConfig
 from javisbench.encoders import encoder_class
 from javisbench.encoders.base import Encoder, SampleError
-from javisbench.features import FeatureStore, feature_key, file_hash
+from javisbench.features import FeatureStore, feature_key
 from javisbench.manifest import Manifest, ManifestRow, SampleFiles, load_manifest, resolve_samples
 from javisbench.protocol import Protocol, get_protocol
 from javisbench.suite import Feats, Metric, select_metrics
@@ -140,6 +140,8 @@ def _keys_for(plan: Plan, row: ManifestRow, content_hash: str) -> dict[str, str]
 
 def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Features per sample id and encoder; fills the store with whatever is missing."""
+    from javisbench.decode import content_hash
+
     cfg = plan.config
     t0 = time.perf_counter()
     feats: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -149,7 +151,7 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         if files.problem:
             continue
         try:
-            h = file_hash(files.video, files.audio)
+            h = content_hash(files.video, files.audio)
         except OSError as e:
             plan.fail(row.sample_id, "input", f"cannot read {files.video}: {e}")
             continue
@@ -230,8 +232,12 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
             return w, prepared, {"decode": str(e)}, notes
         except Exception as e:  # noqa: BLE001 - any reader crash is this sample's failure
             return w, prepared, {"decode": f"{type(e).__name__}: {e} ({w.files.video})"}, notes
+        notes.extend(clip.warnings)
         if clip.audio.size and float(np.max(np.abs(clip.audio))) == 0.0:
             notes.append("silent audio (every sample is 0): scored as is, audio metrics will be low")
+        if clip.sr != plan.protocol.audio_sr or clip.n_channels != 1:
+            notes.append(f"audio is {clip.sr} Hz with {clip.n_channels} channel(s); each metric resamples/mixes it "
+                         f"as the protocol prescribes (JavisBench samples are {plan.protocol.audio_sr} Hz)")
         t = time.perf_counter()
         for enc_id in w.missing:
             if enc_id not in queues:

@@ -26,20 +26,6 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "javisbench"
 
 
-def file_hash(*paths: Path | None) -> str:
-    """sha256 over the bytes of the given files (None entries skipped), in order."""
-    h = hashlib.sha256()
-    for p in paths:
-        if p is None:
-            h.update(b"\0none\0")
-            continue
-        h.update(b"\0file\0")
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def feature_key(content_hash: str, encoder_fingerprint: str, protocol_fingerprint: str, prompts: tuple[str, ...] = ()) -> str:
     blob = json.dumps([content_hash, encoder_fingerprint, protocol_fingerprint, list(prompts)], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -1,0 +1,5 @@
+import sys
+
+from javisbench.cli import main
+
+sys.exit(main())

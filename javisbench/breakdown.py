@@ -1,0 +1,52 @@
+"""Per-category cells for a run: per-sample metrics averaged, set metrics recomputed per subset."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.evaluate import Plan, Scores
+
+#: resamples per set-metric cell (each one a full FD/MMD on the subset)
+SET_CELL_BOOTSTRAP = 50
+
+
+def set_metric_fn(metric: Any, rows: np.ndarray, fake: np.ndarray, real: np.ndarray, protocol: Any,
+                  n_rows: int) -> tuple[Callable[[np.ndarray], float], np.ndarray]:
+    """``fn(manifest row positions) -> value`` on the paired rows, and the failed-row mask."""
+    pos = np.full(n_rows, -1, np.int64)
+    pos[rows] = np.arange(rows.size)
+
+    def fn(idx: np.ndarray) -> float:
+        p = pos[np.asarray(idx, np.int64)]
+        return float(metric.set_fn(fake[p], real[p], protocol))
+
+    return fn, pos < 0
+
+
+def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, dict[str, Any]]]:
+    """``{aspect: {category: {metric: {value, ci_low, ci_high, n, n_failed, flags}}}}``."""
+    from taxonomy.breakdown import breakdown, cell_to_json
+
+    p = plan.protocol
+    n_rows = len(plan.manifest)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def put(key: str, tree: dict[str, dict[str, Any]]) -> None:
+        for aspect, cats in tree.items():
+            for cat, cell in cats.items():
+                out.setdefault(aspect, {}).setdefault(cat, {})[key] = cell_to_json(cell)
+
+    for key, vals in scores.per_sample.items():
+        put(key, breakdown(plan.labels, np.asarray(vals, np.float64), n_boot=p.bootstrap, level=p.ci_level, seed=p.seed))
+    metrics = {m.key: m for m in plan.metrics}
+    for key, (rows, fake, real) in scores.set_inputs.items():
+        fn, failed = set_metric_fn(metrics[key], rows, fake, real, p, n_rows)
+        put(key, breakdown(plan.labels, fn, failed=failed, dim=fake.shape[1], n_boot=SET_CELL_BOOTSTRAP,
+                           level=p.ci_level, seed=p.seed))
+    # keep every aspect/category present even when no metric produced a cell
+    for a in plan.taxonomy.aspects:
+        for c in a.categories:
+            out.setdefault(a.key, {}).setdefault(c.key, {})
+    return out

@@ -1,0 +1,252 @@
+"""The ``javisbench`` command line: thin, fast to start, one library call per subcommand."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EPILOG = """examples:
+  javisbench demo
+  javisbench evaluate samples/JavisBench-mini --bench JavisBench-mini.csv --out results.json \\
+      --reference JavisBench-mini-vanilla-max4s.pt --device cuda
+  javisbench validate samples/JavisBench-mini --bench JavisBench-mini.csv
+  javisbench ls metrics
+  javisbench weights list
+"""
+
+
+def _offline_env() -> None:
+    # hubs are never contacted at run time: a library that tries must fail fast, not retry for minutes
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+# ---------------------------------------------------------------------------------------------
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from javisbench.config import EvalConfig
+    from javisbench.evaluate import evaluate
+    from javisbench.report import overall_table
+
+    meta = dict(kv.split("=", 1) for kv in (a.model_meta or []))
+    cfg = EvalConfig(
+        samples_dir=Path(a.samples_dir) if a.samples_dir else None, bench=Path(a.bench), out=Path(a.out),
+        protocol=a.protocol, metrics=a.metrics, device=a.device, weights_dir=a.weights_dir, cache_dir=a.cache_dir,
+        batch_size=a.batch_size, workers=a.workers, reference=a.reference, reference_dir=a.reference_dir,
+        model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy,
+        per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, progress=not a.quiet,
+    )
+    results = evaluate(cfg)
+    print(overall_table(results))
+    print(f"\nresults written to {a.out}")
+    return 0
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from javisbench.validate import validate
+
+    report = validate(Path(a.bench), Path(a.samples_dir) if a.samples_dir else None, limit=a.limit, taxonomy=a.taxonomy,
+                      probe=not a.no_probe)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def cmd_ls(a: argparse.Namespace) -> int:
+    if a.what == "metrics":
+        from javisbench.suite import METRICS
+
+        print(f"{'key':<14}{'dir':<4}{'kind':<8}{'official':<10}{'encoder':<16}{'weights':<32}description")
+        for m in METRICS.values():
+            print(f"{m.key:<14}{m.arrow:<4}{m.kind:<8}{'yes' if m.official else 'extra':<10}{','.join(m.encoders):<16}"
+                  f"{','.join(m.weights) or '(none)':<32}{m.description}")
+    elif a.what == "encoders":
+        from javisbench.encoders import ENCODERS
+
+        for name, target in ENCODERS.items():
+            print(f"{name:<16}{target}")
+    else:
+        from javisbench.protocol import PROTOCOLS
+
+        for p in PROTOCOLS.values():
+            print(f"{p.name} (v{p.version}, {p.fingerprint}): {p.description}")
+            if a.verbose:
+                for k, v in p.values().items():
+                    print(f"    {k} = {v}")
+    return 0
+
+
+def cmd_weights(a: argparse.Namespace) -> int:
+    from javisbench.weights_cli import run_weights
+
+    return run_weights(a.action, a.encoders, a.weights_dir)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from javisbench.demo import demo_table, run_demo
+
+    print(f"[javisbench demo] rendering {a.n} synthetic sounding clips and 4 corrupted copies under {a.out} ...")
+    results = run_demo(a.out, n_clips=a.n, device=a.device, weights_dir=a.weights_dir, progress=a.verbose)
+    print()
+    print(demo_table(results))
+    print(f"\nper-variant results: {Path(a.out) / 'results'}")
+    return 0
+
+
+def cmd_reference(a: argparse.Namespace) -> int:
+    from javisbench.config import EvalConfig
+    from javisbench.evaluate import plan_run
+    from javisbench.reference import compute_reference, write_reference
+
+    cfg = EvalConfig(samples_dir=None, bench=Path(a.bench), metrics=["fvd", "fad"], device=a.device, weights_dir=a.weights_dir,
+                     cache_dir=a.cache_dir, batch_size=a.batch_size, reference_dir=Path(a.real_dir), limit=a.limit)
+    cfg.samples_dir = Path(a.real_dir)
+    plan = plan_run(cfg)
+    feats = compute_reference(plan)
+    if not feats:
+        print("no reference features computed: " + "; ".join(plan.skipped.values()), file=sys.stderr)
+        return 1
+    write_reference(feats, a.out)
+    print(f"wrote {a.out}: " + ", ".join(f"{k[0]} {v.shape}" for k, v in feats.items()))
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from javisbench.report import category_tables, overall_table
+    from javisbench.results import read_results
+
+    r = read_results(a.results)
+    print(overall_table(r))
+    if r.get("per_category"):
+        print()
+        print(category_tables(r))
+    if a.html:
+        from javisbench.report import write_html
+
+        write_html(r, a.html)
+        print(f"\nHTML report: {a.html}")
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from javisbench.compare import compare, render_comparison
+    from javisbench.results import read_results
+
+    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed)
+    print(render_comparison(c))
+    if a.out:
+        from javisbench.results import write_json
+
+        write_json(c, a.out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="javisbench", description="Evaluate text-to-sounding-video models (JavisBench).",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from javisbench import __version__
+
+    p.add_argument("--version", action="version", version=f"javisbench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("evaluate", help="score a folder of generated clips")
+    e.add_argument("samples_dir", nargs="?", help="folder with sample_0000.mp4 (+ .wav), one per manifest row")
+    e.add_argument("--bench", required=True, help="benchmark manifest (JavisBench CSV)")
+    e.add_argument("--out", required=True, help="results JSON")
+    e.add_argument("--protocol", default="javisbench-official", help="javisbench-official (default) or javisbench-fixed")
+    e.add_argument("--metrics", nargs="+", default=None, help="metric keys (default: all); see `javisbench ls metrics`")
+    e.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    e.add_argument("--weights-dir", type=Path, default=None, help="official checkpoints (env JAVISBENCH_WEIGHTS)")
+    e.add_argument("--cache-dir", type=Path, default=None, help="feature store root (env JAVISBENCH_CACHE)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--workers", type=int, default=None, help="decode threads")
+    e.add_argument("--reference", type=Path, default=None, help="ground-truth feature cache (<bench>-vanilla-max4s.pt)")
+    e.add_argument("--reference-dir", type=Path, default=None, help="real clips to compute reference features from")
+    e.add_argument("--model-name", default="unnamed")
+    e.add_argument("--model-meta", nargs="*", metavar="KEY=VALUE")
+    e.add_argument("--limit", type=int, default=None, help="only the first N manifest rows")
+    e.add_argument("--taxonomy", default=None, help="taxonomy name or YAML file (default: javisbench)")
+    e.add_argument("--export-official", type=Path, default=None, help="also write the original tool's JSON layout")
+    e.add_argument("--no-per-sample", action="store_true")
+    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    v = sub.add_parser("validate", help="check a manifest and a samples folder (no model is loaded)")
+    v.add_argument("samples_dir", nargs="?")
+    v.add_argument("--bench", required=True)
+    v.add_argument("--limit", type=int, default=None)
+    v.add_argument("--taxonomy", default=None)
+    v.add_argument("--no-probe", action="store_true", help="only check that files exist, do not open them")
+    v.set_defaults(func=cmd_validate)
+
+    ls = sub.add_parser("ls", help="list metrics, encoders or protocols")
+    ls.add_argument("what", choices=["metrics", "encoders", "protocols"])
+    ls.add_argument("-v", "--verbose", action="store_true")
+    ls.set_defaults(func=cmd_ls)
+
+    w = sub.add_parser("weights", help="official checkpoints: list, verify, download, path")
+    w.add_argument("action", choices=["list", "verify", "download", "path"])
+    w.add_argument("encoders", nargs="*", help="encoder ids (default: all)")
+    w.add_argument("--weights-dir", type=Path, default=None)
+    w.set_defaults(func=cmd_weights)
+
+    d = sub.add_parser("demo", help="offline end-to-end run on synthetic clips and corrupted copies")
+    d.add_argument("--out", default="javisbench-demo", help="working folder (default: ./javisbench-demo)")
+    d.add_argument("--n", type=int, default=6, help="number of clips")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--weights-dir", type=Path, default=None)
+    d.add_argument("--verbose", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("reference", help="reference statistics for FVD/KVD/FAD")
+    rs = r.add_subparsers(dest="ref_cmd", required=True)
+    rb = rs.add_parser("build", help="compute reference features from real clips")
+    rb.add_argument("real_dir")
+    rb.add_argument("--bench", required=True)
+    rb.add_argument("--out", required=True, help=".pt (official layout) or .npz")
+    rb.add_argument("--device", default="cpu")
+    rb.add_argument("--weights-dir", type=Path, default=None)
+    rb.add_argument("--cache-dir", type=Path, default=None)
+    rb.add_argument("--batch-size", type=int, default=8)
+    rb.add_argument("--limit", type=int, default=None)
+    rb.set_defaults(func=cmd_reference)
+
+    rp = sub.add_parser("report", help="tables (and an HTML report) from a results file")
+    rp.add_argument("results")
+    rp.add_argument("--html", default=None)
+    rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="model B vs model A, per metric and category, paired bootstrap")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--n-boot", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None)
+    c.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _offline_env()
+    args = build_parser().parse_args(argv)
+    if getattr(args, "workers", "absent") is None:
+        from javisbench.config import default_workers
+
+        args.workers = default_workers()
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted: finished features are in the store; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        # input errors: one clear line, no traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"javisbench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

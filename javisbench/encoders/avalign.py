@@ -1,0 +1,50 @@
+"""AV-Align "encoder": optical-flow peaks and audio onsets, no weights.
+
+The original (Seeing-and-Hearing's ``av_align``) reads every frame at native resolution and the
+audio at its native rate, mixed to mono; so does this view.  All the work happens in ``prepare``
+(CPU, in the decode workers); ``encode`` only hands the rows to the store.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from javisbench.encoders.base import Encoder, Features, Prepared, SampleError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.decode import DecodedClip
+
+
+class AVAlignEncoder(Encoder):
+    id = "avalign"
+    version = "1"
+    description = "Farneback flow-magnitude peaks vs librosa-style onsets (no weights)"
+
+    def load(self, weights_dir: Path) -> None:  # nothing to load
+        return None
+
+    def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
+        from metrics.av_align import audio_peaks, av_align_score, flow_trajectory, video_peaks
+
+        if clip.frames.shape[0] < 2:
+            raise SampleError(f"{clip.sample_id}: AV-Align needs at least 2 video frames, got {clip.frames.shape[0]}")
+        if clip.audio.shape[-1] == 0:
+            raise SampleError(f"{clip.sample_id}: AV-Align needs audio, got 0 samples")
+        traj = flow_trajectory(clip.frames)
+        vp = video_peaks(traj, clip.fps)
+        mono = clip.audio.mean(axis=0) if clip.audio.ndim == 2 else clip.audio
+        ap = audio_peaks(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
+        score = av_align_score(ap, vp, clip.fps, tolerance_frames=self.protocol.av_align_tolerance_frames)
+        return {"score": np.array([score], np.float64), "audio_peaks": ap, "video_peaks": vp, "flow": traj}
+
+    def encode(self, batch: list[Prepared]) -> list[Features]:
+        out: list[Features] = []
+        for x in batch:
+            out.append({k: np.asarray(v, np.float32).reshape(-1) for k, v in x.items()})
+        return out
+
+    @staticmethod
+    def describe(features: dict[str, Any]) -> str:
+        return f"{len(features['audio_peaks'])} audio / {len(features['video_peaks'])} video peaks"
