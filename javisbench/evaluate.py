@@ -28,8 +28,6 @@ from javisbench.protocol import Protocol, get_protocol
 from javisbench.suite import Feats, Metric, select_metrics
 from javisbench.weights import BadWeightsError, MissingWeightsError, check, resolve_weights_dir
 
-SET_BOOTSTRAP = 100  # resamples for set-metric CIs (each one is a full FD/MMD)
-
 
 # ---------------------------------------------------------------------------------------------
 # plan

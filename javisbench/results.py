@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from javisbench.evaluate import Plan, Scores
 
 SCHEMA_VERSION = "1.0"
+SET_BOOTSTRAP = 100  # resamples for overall set-metric CIs (each one is a full FD/MMD)
 
 
 class ResultsError(ValueError):

@@ -9,6 +9,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from javisbench.encoders.base import Encoder
 
 ENCODERS: dict[str, str] = {
+    "i3d": "javisbench.encoders.i3d:I3DEncoder",
+    "audioclip": "javisbench.encoders.audioclip:AudioCLIPEncoder",
+    "imagebind": "javisbench.encoders.imagebind:ImageBindEncoder",
+    "imagebind-avh": "javisbench.encoders.imagebind:ImageBindAVHEncoder",
+    "clip": "javisbench.encoders.clip:ClipEncoder",
+    "clap": "javisbench.encoders.clap:ClapEncoder",
+    "synchformer": "javisbench.encoders.synchformer:SynchformerEncoder",
     "avalign": "javisbench.encoders.avalign:AVAlignEncoder",
 }
 
