@@ -70,7 +70,8 @@ def load_labels(manifest: Manifest, taxonomy_ref: str | Path | None) -> tuple[An
     from taxonomy import load_taxonomy, parse_labels
 
     tax = load_taxonomy(taxonomy_ref or "javisbench")
-    return tax, parse_labels(manifest.raw_rows(), tax)
+    ids = [f"{manifest.path.name} line {r.line} ({r.sample_id})" for r in manifest.rows]
+    return tax, parse_labels(manifest.raw_rows(), tax, row_ids=ids)
 
 
 def plan_run(cfg: EvalConfig) -> Plan:

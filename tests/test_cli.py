@@ -1,0 +1,93 @@
+"""The command line as a user runs it (in-process through cli.main, and one real subprocess)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from javisbench.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from reference_models.synthav import make_clip, write_clip, write_manifest
+
+    root = tmp_path_factory.mktemp("cli")
+    clips = [make_clip(200 + i, duration=2.0) for i in range(3)]
+    m = write_manifest(root / "b.csv", clips)
+    for i, c in enumerate(clips):
+        write_clip(root / "s", f"sample_{i:04d}", c.frames, c.audio, c.fps, c.sr)
+    return {"root": root, "manifest": m, "samples": root / "s"}
+
+
+def test_ls(capsys: pytest.CaptureFixture) -> None:
+    assert main(["ls", "metrics"]) == 0
+    out = capsys.readouterr().out
+    for key in ("fvd", "kvd", "fad", "ib_tv", "ib_ta", "ib_av", "clip_score", "clap_score", "av_align",
+                "avh_score", "javis_score", "desync"):
+        assert f"\n{key} " in out
+    assert main(["ls", "protocols", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "javisbench-official" in out and "javisbench-fixed" in out and "fvd_uint8_remap = True" in out
+    assert main(["ls", "encoders"]) == 0
+    assert "imagebind" in capsys.readouterr().out
+
+
+def test_evaluate_validate_report(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.json"
+    rc = main(["evaluate", str(tiny["samples"]), "--bench", str(tiny["manifest"]), "--out", str(out), "--quiet",
+               "--cache-dir", str(tmp_path / "c"), "--weights-dir", str(tmp_path / "w"), "--metrics", "av_align", "fvd",
+               "--model-name", "synthetic", "--model-meta", "steps=30"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "av_align ↑" in text and "fvd: skipped" in text and "i3d_pretrained_400.pt" in text
+    r = json.loads(out.read_text())
+    assert r["model"] == {"name": "synthetic", "steps": "30"}
+    assert main(["report", str(out)]) == 0
+    assert "[sound_type]" in capsys.readouterr().out
+    assert main(["validate", str(tiny["samples"]), "--bench", str(tiny["manifest"])]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_validate_reports_problems(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    d = tmp_path / "s"
+    shutil.copytree(tiny["samples"], d)
+    (d / "sample_0001.mp4").unlink()
+    (d / "sample_0002.mp4").write_bytes(b"garbage")
+    shutil.copy(d / "sample_0000.mp4", d / "sample_0007.mp4")
+    assert main(["validate", str(d), "--bench", str(tiny["manifest"])]) == 1
+    out = capsys.readouterr().out
+    assert "sample_0001" in out and "missing video file" in out
+    assert "sample_0002" in out
+    assert "beyond the manifest" in out and "sample_0007.mp4" in out
+
+
+def test_bad_input_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["evaluate", str(tmp_path), "--bench", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o.json")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("javisbench: error:") and "missing.csv" in err and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path), "--bench", str(tmp_path / "missing.csv"), "--out", "o", "--protocol", "javisbench-offical"]) == 2
+    assert "Did you mean: javisbench-official" in capsys.readouterr().err
+
+
+def test_weights_list_and_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["weights", "path", "--weights-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path)
+    assert main(["weights", "list", "avalign", "--weights-dir", str(tmp_path)]) == 0
+
+
+def test_console_script_subprocess(tiny: dict) -> None:
+    env = dict(os.environ)
+    r = subprocess.run([sys.executable, "-m", "javisbench", "ls", "protocols"], capture_output=True, text=True, env=env,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "javisbench-official" in r.stdout
