@@ -199,3 +199,35 @@ def test_export_official_layout_is_valid_json(synth: dict, tmp_path: Path) -> No
     assert math.isclose(e["overall"], float(np.mean(e["all"])), rel_tol=1e-12)
     # categories with no sample are null where the original wrote NaN
     assert any(v is None for a in range(5) for v in e[str(a)])
+
+
+def test_sigkill_mid_run_then_resume(synth: dict, tmp_path: Path, fake_encoders: None) -> None:
+    """A real kill -9 of a running evaluation: finished features survive, the re-run completes them
+    and the results equal an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "cache"
+    args = ["evaluate", str(synth["dirs"]["shifted"]), "--bench", str(synth["manifest"]), "--out", str(tmp_path / "k.json"),
+            "--cache-dir", str(cache), "--weights-dir", str(tmp_path / "w"), "--metrics", "fvd", "--batch-size", "1",
+            "--reference-dir", str(synth["dirs"]["clean"]), "--quiet", "--workers", "1"]
+    script = ("import sys; sys.path.insert(0, %r); from javisbench import encoders as r; "
+              "r.ENCODERS['i3d'] = 'fakes:FakeI3D'; from javisbench.cli import main; sys.exit(main(%r))"
+              % (str(Path(__file__).parent), args))
+    env = dict(os.environ, JAVISBENCH_FAKE_ENCODE_DELAY="0.5")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=str(Path(__file__).parent.parent))
+    feat_dir = cache / "features" / "i3d"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(feat_dir.rglob("*.npz"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    n_kept = len(list(feat_dir.rglob("*.npz")))
+    assert 2 <= n_kept < 2 * N_CLIPS and not (tmp_path / "k.json").exists()
+    resumed = evaluate(_cfg(synth, "shifted", tmp_path, metrics=["fvd"], reference_dir=synth["dirs"]["clean"], cache_dir=cache))
+    assert resumed["timing"]["feature_store"]["hits"] >= n_kept
+    fresh = evaluate(_cfg(synth, "shifted", tmp_path / "fresh", metrics=["fvd"], reference_dir=synth["dirs"]["clean"]))
+    assert _numbers(resumed) == _numbers(fresh)
