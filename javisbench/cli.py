@@ -35,7 +35,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         samples_dir=Path(a.samples_dir) if a.samples_dir else None, bench=Path(a.bench), out=Path(a.out),
         protocol=a.protocol, metrics=a.metrics, device=a.device, weights_dir=a.weights_dir, cache_dir=a.cache_dir,
         batch_size=a.batch_size, workers=a.workers, reference=a.reference, reference_dir=a.reference_dir,
-        model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy,
+        model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy, where=a.where,
+        subset=a.subset, subset_seed=a.subset_seed,
         per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, progress=not a.quiet,
     )
     results = evaluate(cfg)
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model-meta", nargs="*", metavar="KEY=VALUE")
     e.add_argument("--limit", type=int, default=None, help="only the first N manifest rows")
     e.add_argument("--taxonomy", default=None, help="taxonomy name or YAML file (default: javisbench)")
+    e.add_argument("--where", default=None, help='category filter, e.g. "sound_type=musical,temporal=simultaneous"')
+    e.add_argument("--subset", type=int, default=None, help="score a seeded random subset of N rows")
+    e.add_argument("--subset-seed", type=int, default=0)
     e.add_argument("--export-official", type=Path, default=None, help="also write the original tool's JSON layout")
     e.add_argument("--no-per-sample", action="store_true")
     e.add_argument("--seed", type=int, default=None)

@@ -27,6 +27,9 @@ class EvalConfig:
     model_name: str = "unnamed"
     model_meta: dict[str, str] = field(default_factory=dict)
     limit: int | None = None              # keep only the first N manifest rows
+    where: str | None = None              # category filter, e.g. "sound_type=musical,temporal=simultaneous"
+    subset: int | None = None             # a seeded random subset of this many rows
+    subset_seed: int = 0
     taxonomy: str | Path | None = None    # taxonomy name or YAML (default: the bench's, else javisbench)
     per_sample: bool = True
     export_official: Path | None = None

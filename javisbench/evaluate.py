@@ -74,12 +74,43 @@ def load_labels(manifest: Manifest, taxonomy_ref: str | Path | None) -> tuple[An
     return tax, parse_labels(manifest.raw_rows(), tax, row_ids=ids)
 
 
+def select_rows(manifest: Manifest, tax: Any, labels: Any, where: str | None, subset: int | None,
+                subset_seed: int) -> tuple[Manifest, Any]:
+    """Keep the rows matching ``--where`` and/or a seeded ``--subset`` of them.
+
+    Rows keep their manifest index, so ``sample_{i:04d}`` and the pairing with reference rows
+    are unchanged; only which rows are scored changes.
+    """
+    import dataclasses
+
+    pos = np.arange(len(manifest))
+    if where:
+        if labels is None:
+            raise ValueError(f"--where {where!r} needs category labels, but {manifest.path} has no cat{{a}}_ind columns")
+        from taxonomy import apply_where, parse_where
+
+        pos = apply_where(labels, parse_where(where, tax))
+        if pos.size == 0:
+            raise ValueError(f"--where {where!r} keeps no row of {manifest.path}")
+    if subset is not None:
+        from taxonomy import mini_split
+
+        if subset > pos.size:
+            raise ValueError(f"--subset {subset} is larger than the {pos.size} selected rows")
+        pos = pos[mini_split(pos.size, subset, subset_seed)]
+    if pos.size == len(manifest):
+        return manifest, labels
+    rows = tuple(manifest.rows[i] for i in pos)
+    return dataclasses.replace(manifest, rows=rows), (None if labels is None else labels.subset(pos))
+
+
 def plan_run(cfg: EvalConfig) -> Plan:
     protocol = get_protocol(cfg.protocol)
     if cfg.seed is not None:
         protocol = protocol.replace(seed=int(cfg.seed))
     manifest = load_manifest(cfg.bench, limit=cfg.limit)
     tax, labels = load_labels(manifest, cfg.taxonomy)
+    manifest, labels = select_rows(manifest, tax, labels, cfg.where, cfg.subset, cfg.subset_seed)
     samples = resolve_samples(manifest, cfg.samples_dir)
     metrics = select_metrics(cfg.metrics)
     weights_dir = resolve_weights_dir(cfg.weights_dir)
@@ -226,7 +257,9 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         errors: dict[str, str] = {}
         notes: list[str] = []
         try:
-            clip = decode_sample(w.files.video, w.files.audio, sample_id=w.row.sample_id)
+            clip = decode_sample(w.files.video, w.files.audio, sample_id=w.row.sample_id,
+                                 color_matrix=plan.protocol.decode_color_matrix,
+                                 apply_rotation=plan.protocol.decode_apply_rotation)
         except DecodeError as e:
             return w, prepared, {"decode": str(e)}, notes
         except Exception as e:  # noqa: BLE001 - any reader crash is this sample's failure
@@ -340,17 +373,20 @@ def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], refere
                 continue
             real = reference[m.set_feature]
             idx, fake_rows = [], []
+            ref_rows = []
             for i, r in enumerate(rows):
                 f = feats.get(r.sample_id, {}).get(m.set_feature[0])
-                if f is None or i >= len(real) or not np.all(np.isfinite(real[i])):
+                # sample i pairs with reference row r.index (its manifest row), as the original pairs them
+                if f is None or r.index >= len(real) or not np.all(np.isfinite(real[r.index])):
                     continue
                 idx.append(i)
+                ref_rows.append(r.index)
                 fake_rows.append(np.asarray(f[m.set_feature[1]], np.float32).ravel())
             if len(idx) < 2:
                 plan.skipped[m.key] = f"skipped: only {len(idx)} sample(s) with features paired to reference rows (need 2)"
                 continue
             ii = np.asarray(idx)
-            set_inputs[m.key] = (ii, np.stack(fake_rows), np.asarray(real, np.float32)[ii])
+            set_inputs[m.key] = (ii, np.stack(fake_rows), np.asarray(real, np.float32)[np.asarray(ref_rows)])
             continue
         sample_feats: list[Optional[Feats]] = []
         for r in rows:

@@ -21,6 +21,9 @@ class Protocol:
     version: str
     description: str
 
+    # ---- decoding ------------------------------------------------------------------------------
+    decode_color_matrix: Literal["bt601", "tagged"] = "bt601"   # OpenCV 4.11: BT.601 whatever the tags say
+    decode_apply_rotation: bool = False                          # OpenCV 4.11 ignores display rotation
     # ---- FVD / KVD (I3D) -------------------------------------------------------------------
     fvd_frames: int = 16                 # linspace frames over the whole clip (official README today: 24)
     image_size: int = 224                # letterbox size
@@ -86,6 +89,8 @@ FIXED = Protocol(
     version="1.0",
     description="The same metrics with the original's quirks corrected (float64 statistics, RGB CLIP, "
     "aligned JavisScore windows, KVD subsets with std, seeded crops, channel mean audio).",
+    decode_color_matrix="tagged",
+    decode_apply_rotation=True,
     fvd_uint8_remap=False,
     fd_variant="f64-sqrtm",
     kvd_variant="subsets",

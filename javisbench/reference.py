@@ -116,12 +116,17 @@ def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:
     for enc_id, name in CACHE_LAYOUT.values():
         if enc_id not in sub.encoders:
             continue
-        rows = []
-        dim = EXPECTED_DIMS["video" if enc_id == "i3d" else "audio"]
+        got = [feats[r.sample_id][enc_id][name] for r in sub.manifest.rows if enc_id in feats.get(r.sample_id, {})]
+        if not got:
+            continue
+        dim = int(np.asarray(got[0]).size)
+        # rows are placed at their manifest index (a --where/--subset run scores a subset of rows)
+        arr = np.full((max(r.index for r in sub.manifest.rows) + 1, dim), np.nan, np.float32)
         for r in sub.manifest.rows:
             f = feats.get(r.sample_id, {}).get(enc_id)
-            rows.append(np.asarray(f[name], np.float32).ravel() if f is not None else np.full(dim, np.nan, np.float32))
-        out[(enc_id, name)] = np.stack(rows)
+            if f is not None:
+                arr[r.index] = np.asarray(f[name], np.float32).ravel()
+        out[(enc_id, name)] = arr
     for sid, stages in sub.failures.items():
         for stage, msg in stages.items():
             plan.warn(sid, f"reference clip failed at {stage}: {msg}")

@@ -231,3 +231,26 @@ def test_sigkill_mid_run_then_resume(synth: dict, tmp_path: Path, fake_encoders:
     assert resumed["timing"]["feature_store"]["hits"] >= n_kept
     fresh = evaluate(_cfg(synth, "shifted", tmp_path / "fresh", metrics=["fvd"], reference_dir=synth["dirs"]["clean"]))
     assert _numbers(resumed) == _numbers(fresh)
+
+
+def test_where_and_subset_keep_row_identity(synth: dict, tmp_path: Path, fake_encoders: None) -> None:
+    full = evaluate(_cfg(synth, "shifted", tmp_path, metrics=["av_align", "fvd"], reference_dir=synth["dirs"]["clean"]))
+    labels = [c.labels for c in synth["clips"]]
+    keep = [i for i, lab in enumerate(labels) if lab["cat4_ind"] == 1]
+    assert 0 < len(keep) < N_CLIPS
+    sub = evaluate(_cfg(synth, "shifted", tmp_path, metrics=["av_align", "fvd"], reference_dir=synth["dirs"]["clean"],
+                        where="spatial=multiple_subjects"))
+    assert sub["sample_ids"] == [f"sample_{i:04d}" for i in keep]
+    for sid in sub["sample_ids"]:
+        assert sub["per_sample"][sid] == full["per_sample"][sid]       # same sample, same value
+    # the per-category cell of the full run is the filtered run's overall value
+    assert math.isclose(sub["overall"]["av_align"]["value"],
+                        full["per_category"]["spatial"]["multiple_subjects"]["av_align"]["value"], rel_tol=1e-12)
+    if len(keep) >= 2:
+        assert math.isclose(sub["overall"]["fvd"]["value"],
+                            full["per_category"]["spatial"]["multiple_subjects"]["fvd"]["value"], rel_tol=1e-6)
+    s1 = evaluate(_cfg(synth, "shifted", tmp_path, metrics=["av_align"], subset=3, subset_seed=1))
+    s2 = evaluate(_cfg(synth, "shifted", tmp_path, metrics=["av_align"], subset=3, subset_seed=1))
+    assert s1["sample_ids"] == s2["sample_ids"] and len(s1["sample_ids"]) == 3
+    with pytest.raises(ValueError, match="keeps no row|Unknown|unknown"):
+        evaluate(_cfg(synth, "shifted", tmp_path, metrics=["av_align"], where="sound_type=speech"))
