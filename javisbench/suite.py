@@ -97,6 +97,14 @@ def _javis(f: Feats, p: "Protocol") -> float:
     return float(javis_score(ib["frames"], ib["window_audio"], idx, topk=p.javis_topk))
 
 
+def _av_lag(f: Feats, p: "Protocol") -> float:
+    from metrics.lag import av_lag
+
+    a = f["avalign"]
+    v_rate, a_rate = (float(x) for x in a["rates"])
+    return abs(av_lag(a["flow"], v_rate, a["onset_env"], a_rate))
+
+
 def _desync(all_feats: list[Optional[Feats]], p: "Protocol") -> np.ndarray:
     from metrics.desync import assign_group_offsets
 
@@ -154,6 +162,9 @@ _add(Metric("av_align", "AV-Align", ("avalign",), "sample", True,
             "IoU of audio onsets and optical-flow peaks (±1 frame); no weights",
             sample_fn=lambda f, p: float(np.asarray(f["avalign"]["score"]).ravel()[0]),
             quirks=("±1 frame, strict; IoU-style denominator",)))
+_add(Metric("av_lag", "AV lag (weight-free)", ("avalign",), "sample", False,
+            "|lag| in seconds maximising the cross-correlation of flow and onset curves (±1 s); no weights",
+            official=False, sample_fn=_av_lag))
 _add(Metric("desync", "DeSync", ("synchformer",), "sample", False, "mean |audio-video offset| predicted by Synchformer, seconds",
             ordered_fn=_desync, weights=("synchformer_state_dict.pth",),
             quirks=("first group wrap-padded to 14 segments", "group/sample reshape bug for clips over 4.8 s")))

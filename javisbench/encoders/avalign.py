@@ -19,14 +19,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class AVAlignEncoder(Encoder):
     id = "avalign"
-    version = "1"
+    version = "2"
     description = "Farneback flow-magnitude peaks vs librosa-style onsets (no weights)"
 
     def load(self, weights_dir: Path) -> None:  # nothing to load
         return None
 
     def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
-        from metrics.av_align import audio_peaks, av_align_score, flow_trajectory, video_peaks
+        from metrics.av_align import ONSET_HOP, audio_peaks, av_align_score, flow_trajectory, onset_envelope, video_peaks
 
         if clip.frames.shape[0] < 2:
             raise SampleError(f"{clip.sample_id}: AV-Align needs at least 2 video frames, got {clip.frames.shape[0]}")
@@ -37,7 +37,9 @@ class AVAlignEncoder(Encoder):
         mono = clip.audio.mean(axis=0) if clip.audio.ndim == 2 else clip.audio
         ap = audio_peaks(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
         score = av_align_score(ap, vp, clip.fps, tolerance_frames=self.protocol.av_align_tolerance_frames)
-        return {"score": np.array([score], np.float64), "audio_peaks": ap, "video_peaks": vp, "flow": traj}
+        env = onset_envelope(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
+        return {"score": np.array([score], np.float64), "audio_peaks": ap, "video_peaks": vp, "flow": traj,
+                "onset_env": env, "rates": np.array([clip.fps, clip.sr / ONSET_HOP], np.float64)}
 
     def encode(self, batch: list[Prepared]) -> list[Features]:
         out: list[Features] = []
