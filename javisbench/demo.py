@@ -39,29 +39,19 @@ def build_demo_data(out_dir: Path, n_clips: int = 6, seed: int = 0) -> tuple[Pat
     return manifest, folders
 
 
-def weight_free_metrics() -> list[str]:
-    from javisbench.encoders import encoder_class
-    from javisbench.suite import METRICS
-
-    out = []
-    for m in METRICS.values():
-        try:
-            if all(not encoder_class(e).weight_files for e in m.encoders):
-                out.append(m.key)
-        except (KeyError, ImportError):
-            continue
-    return out
-
-
 def run_demo(out_dir: str | Path = "javisbench-demo", n_clips: int = 6, device: str = "cpu",
-             weights_dir: str | Path | None = None, all_metrics: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Build the demo data, evaluate every variant, return ``{variant: results}``."""
+             weights_dir: str | Path | None = None, metrics: list[str] | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Build the demo data, evaluate every variant, return ``{variant: results}``.
+
+    Every metric is requested (or only ``metrics``): those whose weights are present are
+    computed, the others are listed as skipped with the file they need.
+    """
     from javisbench.config import EvalConfig
     from javisbench.evaluate import evaluate
 
     out_dir = Path(out_dir)
     manifest, folders = build_demo_data(out_dir, n_clips)
-    metrics = None if all_metrics else weight_free_metrics()
     results = {}
     for name, folder in folders.items():
         cfg = EvalConfig(samples_dir=folder, bench=manifest, out=out_dir / "results" / f"{folder.name}.json",
