@@ -52,6 +52,7 @@ class Protocol:
     javis_overlap_s: float = 1.5
     javis_topk: float = 0.4
     javis_aligned_windows: bool = False  # quirk off: int(fps*w)-int(fps*o) video step drifts
+    javis_clamp_k: bool = False          # quirk: k = int(0.4 N) may be 0 (the original returns NaN)
     # ---- AV-Align ------------------------------------------------------------------------------
     av_align_tolerance_frames: int = 1   # official: +-1 frame, strict
     # ---- DeSync --------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ FIXED = Protocol(
     clap_crop_seeded=True,
     imagebind_audio_channel0=False,
     javis_aligned_windows=True,
+    javis_clamp_k=True,
     desync_fix_group_assignment=True,
 )
 

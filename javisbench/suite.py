@@ -94,7 +94,9 @@ def _javis(f: Feats, p: "Protocol") -> float:
 
     ib = f["imagebind-avh"]
     idx = np.rint(ib["window_frame_idx"]).astype(np.int64)
-    return float(javis_score(ib["frames"], ib["window_audio"], idx, topk=p.javis_topk))
+    # the original's k = int(0.4 N) can be 0 for very short windows (it then returns NaN); the fixed
+    # protocol uses at least one frame
+    return float(javis_score(ib["frames"], ib["window_audio"], idx, topk=p.javis_topk, clamp_k=p.javis_clamp_k))
 
 
 def _av_lag(f: Feats, p: "Protocol") -> float:

@@ -57,7 +57,7 @@ def _numbers(r: dict) -> dict:
 
 def test_weight_free_run_reports_skips_and_av_align(synth: dict, tmp_path: Path) -> None:
     r = evaluate(_cfg(synth, "clean", tmp_path))
-    assert set(r["overall"]) == {"av_align"}
+    assert set(r["overall"]) == {"av_align", "av_lag"}
     cell = r["overall"]["av_align"]
     assert cell["n"] == N_CLIPS and cell["n_failed"] == 0
     assert 0 < cell["value"] <= 1.5 and cell["ci_low"] <= cell["value"] <= cell["ci_high"]
