@@ -79,4 +79,5 @@ def torch_state_dict(fixture_dir: str | Path, seed: int | None = None) -> "Order
     """``build_state_dict`` as CPU torch tensors (what ``torch.save`` of a checkpoint holds)."""
     import torch
 
-    return OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in build_state_dict(fixture_dir, seed).items())
+    # np.array (not ascontiguousarray) keeps 0-d buffers such as num_batches_tracked 0-d
+    return OrderedDict((k, torch.from_numpy(np.array(v, copy=True))) for k, v in build_state_dict(fixture_dir, seed).items())

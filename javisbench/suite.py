@@ -34,6 +34,7 @@ class Metric:
     sample_fn: SampleFn | None = None
     set_feature: tuple[str, str] | None = None    # (encoder id, feature name) for set metrics
     set_fn: SetFn | None = None
+    resample_fn: SetFn | None = None         # the same statistic, fast, for bootstrap resamples
     ordered_fn: OrderedFn | None = None      # per-sample values that depend on the sample order
     quirks: tuple[str, ...] = field(default_factory=tuple)
     weights: tuple[str, ...] = field(default_factory=tuple)   # official file names, for `ls`
@@ -64,6 +65,24 @@ def _fd(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
 
 def _fad(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
     return _fd(fake, real, p) * p.fad_scale
+
+
+def _fd_fast(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    from metrics.frechet import frechet_distance_fast
+
+    return float(frechet_distance_fast(fake, real))
+
+
+def _fad_fast(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    return _fd_fast(fake, real, p) * p.fad_scale
+
+
+def _kvd_fast(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
+    from metrics import kernel
+
+    if p.kvd_variant == "official-centred-single":
+        return float(kernel.kvd_official(fake, real))
+    return float(kernel.mmd2_unbiased(fake, real))
 
 
 def _kvd(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
@@ -135,13 +154,13 @@ def _add(m: Metric) -> None:
 
 
 _add(Metric("fvd", "FVD", ("i3d",), "set", False, "Fréchet distance of I3D Kinetics-400 logits (16 frames over the clip) to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_fd, weights=("i3d_pretrained_400.pt",),
+            set_feature=("i3d", "logits"), set_fn=_fd, resample_fn=_fd_fast, weights=("i3d_pretrained_400.pt",),
             quirks=("frames remapped to [127,255] before I3D", "float32 SVD square root")))
 _add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3D logits to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_kvd, weights=("i3d_pretrained_400.pt",),
+            set_feature=("i3d", "logits"), set_fn=_kvd, resample_fn=_kvd_fast, weights=("i3d_pretrained_400.pt",),
             quirks=("per-set mean-centred features", "one full-set estimate")))
 _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
-            set_feature=("audioclip", "embedding"), set_fn=_fad, weights=("AudioCLIP-Full-Training.pt",),
+            set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast, weights=("AudioCLIP-Full-Training.pt",),
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
 _add(Metric("ib_tv", "ImageBind text-video", ("imagebind",), "sample", True, "cosine of ImageBind text (video prompt) and video embeddings",
             sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))

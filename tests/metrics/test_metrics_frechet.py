@@ -160,3 +160,18 @@ def test_input_checks() -> None:
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(2))
     with pytest.raises(ValueError, match="shape"):
         gaussian_stats(np.zeros(4))
+
+
+@pytest.mark.parametrize("n, m, d", [(12, 15, 64), (40, 40, 16), (5, 9, 400)])
+def test_fast_fd_equals_scipy_reference(n: int, m: int, d: int) -> None:
+    import scipy.linalg
+
+    from metrics.frechet import frechet_distance_fast
+
+    rng = np.random.default_rng([n, m, d])
+    x, y = rng.normal(size=(n, d)), rng.normal(0.3, 1.5, size=(m, d))
+    mx, my = x.mean(0), y.mean(0)
+    sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    ref = float(np.sum((mx - my) ** 2) + np.trace(sx) + np.trace(sy) - 2 * np.trace(scipy.linalg.sqrtm(sx @ sy).real))
+    assert frechet_distance_fast(x, y) == pytest.approx(ref, rel=1e-6)
+    assert abs(frechet_distance_fast(x, x)) < 1e-8 * np.trace(sx)
