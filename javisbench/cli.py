@@ -134,7 +134,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from javisbench.compare import compare, render_comparison
     from javisbench.results import read_results
 
-    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed)
+    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed, level=a.level,
+                manifest=a.manifest)
     print(render_comparison(c))
     if a.out:
         from javisbench.results import write_json
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b")
     c.add_argument("--n-boot", type=int, default=1000)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    c.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the runs (for per-category pairing)")
     c.add_argument("--out", default=None)
     c.set_defaults(func=cmd_compare)
     return p

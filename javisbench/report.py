@@ -87,7 +87,7 @@ h3{margin:22px 0 6px}.sub{color:#56606b;margin-top:0}
 table{border-collapse:collapse;margin:8px 0 14px;font-size:.92em}
 th,td{border:1px solid #d6dbe1;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.skip td{color:#7a828b}.flag{color:#b3261e;font-weight:600}.up{color:#1b7f3b}.down{color:#8a4b00}
+.flag{color:#b3261e;font-weight:600}.up{color:#1b7f3b}.down{color:#8a4b00}
 dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;font-size:.92em}dl.prov dt{font-weight:600}
 dl.prov dd{margin:0;word-break:break-all}code{font-size:.92em;background:#f3f5f7;padding:0 3px}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
@@ -403,12 +403,9 @@ def write_html(results: dict[str, Any], path: str | os.PathLike) -> Path:
     model = (results.get("model") or {}).get("name", "unnamed")
     bench = results.get("bench") or {}
     p = results.get("protocol") or {}
-    try:
-        import matplotlib  # noqa: F401
+    import importlib.util
 
-        charts = True
-    except ImportError:
-        charts = False
+    charts = importlib.util.find_spec("matplotlib") is not None
 
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',

@@ -140,7 +140,7 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
         "protocol": {"name": p.name, "version": p.version, "fingerprint": p.fingerprint, "values": p.values()},
         "bench": {
             "name": plan.manifest.name,
-            "path": str(plan.manifest.path),
+            "path": str(plan.manifest.path.resolve()),
             "manifest_sha256": plan.manifest.sha256,
             "n_rows": len(rows),
             "taxonomy": None if plan.taxonomy is None else {"name": plan.taxonomy.name, "version": plan.taxonomy.version},

@@ -1,0 +1,455 @@
+"""Model B vs model A on the same bench and protocol: per metric and per category, with error bars.
+
+``compare(a, b)`` takes two results dicts (``javisbench.results`` schema) and returns a
+JSON-serialisable comparison; ``render_comparison`` prints it as tables.
+
+Two rules decide whether a difference is *significant*:
+
+* **paired bootstrap** (per-sample metrics, when both results carry ``per_sample``): samples are
+  paired by id, pairs where either side is null (a failed sample) are dropped and counted, and
+  ``metrics.bootstrap.paired_bootstrap_diff`` resamples the per-sample differences
+  ``d_i = b_i - a_i``.  ``diff = mean(d)``, the CI is the percentile interval of the resampled
+  means and ``significant`` is ``p < 1 - level``.  Per category, the same on the category's
+  member samples (membership re-read from the bench manifest, checked against its sha256).
+* **CI overlap** (set metrics FVD/KVD/FAD, whose per-sample features are not in the results; and
+  per-sample metrics when the pairing information is missing): ``diff = b - a`` of the two stored
+  values, the interval is ``[b_lo - a_hi, b_hi - a_lo]`` (every difference compatible with both
+  stored intervals) and ``significant`` means the two intervals do not overlap — equivalently,
+  that interval excludes 0.  Two independent 95% intervals that do not overlap correspond to a
+  difference test at a level well below 5%, so this rule is conservative: it misses real
+  differences more often than the paired test, and never reports a p-value.
+
+``better`` is direction-aware (``higher_is_better`` from the results' metric table): ``"b"`` when B
+is significantly better, ``"a"`` when significantly worse, ``None`` otherwise.  No correction for
+multiple comparisons is applied across the metric x category cells: at level 0.95 about one
+cell in twenty of two equivalent models is expected to come out significant.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COMPARISON_SCHEMA = "1.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------------------------
+def _major(results: dict[str, Any]) -> str:
+    return str(results.get("schema_version", "?")).split(".")[0]
+
+
+def _model(results: dict[str, Any]) -> str:
+    return str((results.get("model") or {}).get("name", "unnamed"))
+
+
+def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless A and B were produced under the same schema major, protocol and bench.
+
+    Protocol identity is ``(name, version, fingerprint)`` (the fingerprint covers every protocol
+    value, the seed included); bench identity is the manifest sha256 and its row count (a run
+    with ``--limit`` scores a different sample set).
+    """
+    from javisbench.results import SCHEMA_VERSION
+
+    ours = SCHEMA_VERSION.split(".")[0]
+    for side, r in (("A", a), ("B", b)):
+        for field in ("protocol", "bench", "overall"):
+            if not isinstance(r.get(field), dict):
+                raise ValueError(f"results {side} ({_model(r)}) has no {field!r} section: not a javisbench results file")
+        if _major(r) != ours:
+            raise ValueError(f"results {side} ({_model(r)}) has schema_version {r.get('schema_version')!r}; "
+                             f"this javisbench reads {ours}.x")
+    pa, pb = a["protocol"], b["protocol"]
+    ida = tuple(pa.get(k) for k in ("name", "version", "fingerprint"))
+    idb = tuple(pb.get(k) for k in ("name", "version", "fingerprint"))
+    if ida != idb:
+        diff = ""
+        va, vb = pa.get("values") or {}, pb.get("values") or {}
+        changed = sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
+        if changed:
+            diff = "; differing values: " + ", ".join(f"{k}: {va.get(k)!r} vs {vb.get(k)!r}" for k in changed[:8])
+        raise ValueError(
+            f"cannot compare results from different protocols: A ({_model(a)}) used {ida[0]} v{ida[1]} "
+            f"(fingerprint {ida[2]}), B ({_model(b)}) used {idb[0]} v{idb[1]} (fingerprint {idb[2]}){diff}. "
+            "Re-run both with the same --protocol (and --seed)."
+        )
+    ba, bb = a["bench"], b["bench"]
+    if ba.get("manifest_sha256") != bb.get("manifest_sha256"):
+        raise ValueError(
+            f"cannot compare results on different benches: A ({_model(a)}) on {ba.get('name')} "
+            f"(manifest sha256 {str(ba.get('manifest_sha256'))[:12]}...), B ({_model(b)}) on {bb.get('name')} "
+            f"(manifest sha256 {str(bb.get('manifest_sha256'))[:12]}...)"
+        )
+    if ba.get("n_rows") != bb.get("n_rows"):
+        raise ValueError(
+            f"cannot compare results on different sample sets of bench {ba.get('name')}: A ({_model(a)}) scored "
+            f"{ba.get('n_rows')} rows, B ({_model(b)}) {bb.get('n_rows')} rows (was --limit used on one run?)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# cells
+# ---------------------------------------------------------------------------------------------
+def _num(x: Any) -> float | None:
+    """JSON-safe float (NaN/inf/None -> None)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _better(diff: float | None, significant: bool, higher_is_better: bool) -> str | None:
+    if not significant or diff is None or diff == 0:
+        return None
+    return "b" if (diff > 0) == bool(higher_is_better) else "a"
+
+
+def paired_cell(va: np.ndarray, vb: np.ndarray, higher_is_better: bool, n_boot: int, level: float,
+                seed: int) -> dict[str, Any]:
+    """Paired-bootstrap comparison of aligned per-sample values (NaN = failed sample).
+
+    ``a``/``b`` are the means over the kept pairs, so ``diff == b - a``.
+
+    Args:
+        va, vb: (n,) float64, aligned by sample.
+    """
+    from metrics.bootstrap import paired_bootstrap_diff
+
+    va = np.asarray(va, np.float64)
+    vb = np.asarray(vb, np.float64)
+    keep = ~(np.isnan(va) | np.isnan(vb))
+    r = paired_bootstrap_diff(vb, va, n_boot=n_boot, level=level, seed=seed)   # mean(b - a)
+    diff = _num(r["diff"])
+    if r["n"] == 1:
+        diff = _num(vb[keep][0] - va[keep][0])    # one pair: a difference, but no interval and no test
+    sig = bool(r["significant"]) and diff is not None
+    return {
+        "method": "paired-bootstrap",
+        "a": _num(va[keep].mean()) if keep.any() else None,
+        "b": _num(vb[keep].mean()) if keep.any() else None,
+        "diff": diff, "ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]), "p_value": _num(r["p_value"]),
+        "significant": sig, "better": _better(diff, sig, higher_is_better),
+        "n_pairs": int(r["n"]), "n_dropped": int(r["n_dropped"]),
+        "n_a": int(np.count_nonzero(~np.isnan(va))), "n_b": int(np.count_nonzero(~np.isnan(vb))),
+        **({"flags": ["too-few"]} if r["n"] < 2 else {}),
+    }
+
+
+def overlap_cell(ca: dict[str, Any] | None, cb: dict[str, Any] | None, higher_is_better: bool) -> dict[str, Any]:
+    """CI-overlap comparison of two stored cells ``{value, ci_low, ci_high, n, flags}``.
+
+    ``diff = b - a``; interval ``[b_lo - a_hi, b_hi - a_lo]``; significant iff the two stored
+    intervals do not overlap (the interval excludes 0).  No interval on either side -> never
+    significant.
+    """
+    ca, cb = ca or {}, cb or {}
+    a, b = _num(ca.get("value")), _num(cb.get("value"))
+    alo, ahi, blo, bhi = (_num(c.get(k)) for c in (ca, cb) for k in ("ci_low", "ci_high"))
+    diff = lo = hi = None
+    if a is not None and b is not None:
+        diff = b - a
+    if None not in (alo, ahi, blo, bhi) and diff is not None:
+        lo, hi = blo - ahi, bhi - alo     # type: ignore[operator]
+    sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
+    flags = sorted(set(ca.get("flags") or []) | set(cb.get("flags") or []))
+    out = {
+        "method": "ci-overlap",
+        "a": a, "b": b, "diff": diff, "ci_low": lo, "ci_high": hi, "p_value": None,
+        "significant": bool(sig), "better": _better(diff, bool(sig), higher_is_better),
+        "n_pairs": None, "n_dropped": None,
+        "n_a": ca.get("n"), "n_b": cb.get("n"),
+        "a_ci": [alo, ahi], "b_ci": [blo, bhi],
+    }
+    if flags:
+        out["flags"] = flags
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# category membership (re-read from the bench manifest)
+# ---------------------------------------------------------------------------------------------
+def _membership(results: tuple[dict[str, Any], ...], manifest: str | Path | None,
+                notes: list[str]) -> tuple[list[str], dict[str, dict[str, np.ndarray]]] | None:
+    """``(sample ids in manifest order, {aspect: {category: bool (n_rows,)}})`` or None (with a note)."""
+    from javisbench.evaluate import load_labels
+    from javisbench.manifest import load_manifest
+
+    bench = results[0]["bench"]
+    tax_info = bench.get("taxonomy")
+    if not tax_info:
+        return None
+    for r in results[1:]:
+        if r["bench"].get("taxonomy") != tax_info:
+            notes.append(f"the two runs used different taxonomies ({tax_info} vs {r['bench'].get('taxonomy')}): "
+                         "per-category cells are compared by their stored values and CIs only")
+            return None
+    candidates = [Path(manifest)] if manifest is not None else []
+    candidates += [Path(r["bench"]["path"]) for r in results if r["bench"].get("path")]
+    want = bench.get("manifest_sha256")
+    tried = []
+    for path in dict.fromkeys(candidates):
+        if not path.is_file():
+            tried.append(f"{path} (not found)")
+            continue
+        try:
+            man = load_manifest(path, limit=bench.get("n_rows"))
+        except ValueError as e:
+            tried.append(f"{path} ({e})")
+            continue
+        if man.sha256 != want:
+            tried.append(f"{path} (sha256 {man.sha256[:12]}... is not the scored bench's {str(want)[:12]}...)")
+            continue
+        try:
+            tax, labels = load_labels(man, tax_info.get("name"))
+        except (ValueError, KeyError, OSError) as e:
+            tried.append(f"{path} (labels: {e})")
+            continue
+        if labels is None:
+            tried.append(f"{path} (no category columns)")
+            continue
+        if str(tax.version) != str(tax_info.get("version")):
+            tried.append(f"{path} (taxonomy {tax.name} is now v{tax.version}; the runs used v{tax_info.get('version')})")
+            continue
+        ids = [r.sample_id for r in man.rows]
+        member = {a.key: {c.key: labels.membership(a.key)[:, c.index] for c in a.categories} for a in tax.aspects}
+        return ids, member
+    notes.append("per-category pairing unavailable, the bench manifest could not be re-read: " + "; ".join(tried)
+                 + ". Per-sample metrics are compared per category by their stored CIs (ci-overlap rule); "
+                 "pass manifest=... to compare() to pair them.")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+            manifest: str | Path | None = None) -> dict[str, Any]:
+    """Compare results B against results A, per metric and per category; ``diff = B - A``.
+
+    Per-sample metrics: paired bootstrap over samples present (non-null) in both runs; set
+    metrics: CI-overlap rule on the stored values (see the module docstring).
+
+    Args:
+        a, b: results dicts (``javisbench.results.read_results``).
+        n_boot: bootstrap resamples for the paired test.
+        seed: bootstrap seed (the same for every cell, so a cell's result does not depend on
+            which other metrics are present).
+        level: confidence level of the intervals and of the test (``p < 1 - level``).
+        manifest: the bench manifest, when the path recorded in the results no longer resolves
+            (it is checked against the recorded sha256).
+
+    Returns:
+        ``{"comparison_schema", "a", "b", "protocol", "bench", "n_boot", "seed", "level",
+        "metrics": {key: cell}, "per_category": {aspect: {category: {key: cell}}},
+        "summary": {"b_better": [...], "b_worse": [...]}, "not_compared": {key: reason}, "notes": [...]}``;
+        a cell is ``{method, a, b, diff, ci_low, ci_high, p_value, significant, better, n_pairs, n_dropped,
+        n_a, n_b, title, higher_is_better}`` (ci-overlap cells add ``a_ci``, ``b_ci``); a summary entry
+        is ``{metric, aspect, category, diff, p_value, method}`` (aspect and category null for overall).
+        Every number is finite or null, so ``json.dumps(..., allow_nan=False)`` works.
+
+    Raises:
+        ValueError: different schema major versions, protocols or benches; bad ``n_boot``/``level``.
+    """
+    check_comparable(a, b)
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    notes: list[str] = []
+    meta = {**(b.get("metrics") or {}), **(a.get("metrics") or {})}
+    keys = [k for k in a["overall"] if k in b["overall"]]
+    not_compared: dict[str, str] = {}
+    for k in list(a["overall"]) + list(b["overall"]):
+        if k in keys or k in not_compared:
+            continue
+        has, lacks = ("A", "B") if k in a["overall"] else ("B", "A")
+        why = ((a if lacks == "A" else b).get("skipped") or {}).get(k, "not requested in that run")
+        not_compared[k] = f"only in {has}; {lacks} ({_model(a if lacks == 'A' else b)}): {why}"
+    sa, sb = a.get("skipped") or {}, b.get("skipped") or {}
+    for k in list(sa) + [k for k in sb if k not in sa]:
+        if k in keys or k in not_compared:
+            continue
+        if k in sa and k in sb:
+            not_compared[k] = f"skipped in both runs: {sa[k]}" if sa[k] == sb[k] else \
+                f"skipped in both runs: A: {sa[k]}; B: {sb[k]}"
+        else:
+            not_compared[k] = f"skipped in {'A' if k in sa else 'B'}: {sa.get(k) or sb.get(k)}"
+
+    def kind(k: str) -> str:
+        return str(meta.get(k, {}).get("kind", "sample"))
+
+    def hib(k: str) -> bool:
+        return bool(meta.get(k, {}).get("higher_is_better", True))
+
+    pa, pb = a.get("per_sample") or {}, b.get("per_sample") or {}
+    paired_keys = [k for k in keys if kind(k) == "sample" and pa and pb]
+    if any(kind(k) == "sample" for k in keys) and not (pa and pb):
+        missing = " and ".join(s for s, p in (("A", pa), ("B", pb)) if not p)
+        notes.append(f"results {missing} carry no per-sample values (run without --no-per-sample to pair samples): "
+                     "per-sample metrics are compared by their stored CIs (ci-overlap rule)")
+
+    # samples by id: B's order does not matter
+    ids = sorted(set(pa) | set(pb))
+    if paired_keys:
+        only = sorted(set(pa) ^ set(pb))
+        if only:
+            notes.append(f"{len(only)} sample id(s) present in only one run's per_sample (e.g. {only[0]}): "
+                         "counted as dropped pairs")
+
+    def values(ps: dict[str, Any], k: str, sample_ids: list[str]) -> np.ndarray:
+        out = np.full(len(sample_ids), np.nan)
+        for i, s in enumerate(sample_ids):
+            v = (ps.get(s) or {}).get(k)
+            if v is not None:
+                out[i] = float(v)
+        return out
+
+    def decorate(cell: dict[str, Any], k: str) -> dict[str, Any]:
+        return {"title": meta.get(k, {}).get("title", k), "kind": kind(k), "higher_is_better": hib(k), **cell}
+
+    metrics_out: dict[str, Any] = {}
+    for k in keys:
+        if k in paired_keys:
+            cell = paired_cell(values(pa, k, ids), values(pb, k, ids), hib(k), n_boot, level, seed)
+        else:
+            cell = overlap_cell(a["overall"][k], b["overall"][k], hib(k))
+        metrics_out[k] = decorate(cell, k)
+
+    per_category: dict[str, Any] = {}
+    cats_a, cats_b = a.get("per_category") or {}, b.get("per_category") or {}
+    if cats_a and cats_b:
+        member = _membership((a, b), manifest, notes) if paired_keys else None
+        if member is not None:
+            m_ids, groups = member
+            arrays = {k: (values(pa, k, m_ids), values(pb, k, m_ids)) for k in paired_keys}
+        for aspect, cats in cats_a.items():
+            for cat, cells_a in cats.items():
+                cells_b = (cats_b.get(aspect) or {}).get(cat)
+                if cells_b is None:
+                    continue
+                row: dict[str, Any] = {}
+                for k in keys:
+                    if k in paired_keys and member is not None and aspect in groups and cat in groups[aspect]:
+                        sel = groups[aspect][cat]
+                        va, vb = arrays[k]
+                        cell = paired_cell(va[sel], vb[sel], hib(k), n_boot, level, seed)
+                    elif k in cells_a or k in cells_b:
+                        cell = overlap_cell(cells_a.get(k), cells_b.get(k), hib(k))
+                    else:
+                        continue
+                    row[k] = decorate(cell, k)
+                per_category.setdefault(aspect, {})[cat] = row
+    elif cats_a or cats_b:
+        notes.append("only one run has per-category cells: per-category comparison skipped")
+
+    better, worse = [], []
+    cells = [(k, None, None, c) for k, c in metrics_out.items()]
+    cells += [(k, asp, cat, c) for asp, cs in per_category.items() for cat, row in cs.items() for k, c in row.items()]
+    for k, asp, cat, c in cells:
+        if c["better"] is None:
+            continue
+        entry = {"metric": k, "aspect": asp, "category": cat, "diff": c["diff"], "p_value": c["p_value"],
+                 "method": c["method"]}
+        (better if c["better"] == "b" else worse).append(entry)
+
+    def side(r: dict[str, Any]) -> dict[str, Any]:
+        return {"model": r.get("model") or {}, "created": r.get("created"), "git_commit": r.get("git_commit"),
+                "javisbench_version": r.get("javisbench_version"), "schema_version": r.get("schema_version"),
+                "n_failures": len(r.get("failures") or {})}
+
+    bench = a["bench"]
+    return {
+        "comparison_schema": COMPARISON_SCHEMA,
+        "a": side(a),
+        "b": side(b),
+        "protocol": {k: a["protocol"].get(k) for k in ("name", "version", "fingerprint")},
+        "bench": {k: bench.get(k) for k in ("name", "manifest_sha256", "n_rows", "taxonomy")},
+        "n_boot": int(n_boot), "seed": int(seed), "level": float(level),
+        "metrics": metrics_out,
+        "per_category": per_category,
+        "summary": {"b_better": better, "b_worse": worse},
+        "not_compared": not_compared,
+        "notes": notes,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# terminal rendering
+# ---------------------------------------------------------------------------------------------
+def _fmt(v: float | None, digits: int = 4, sign: bool = False) -> str:
+    if v is None:
+        return "—"
+    a = abs(v)
+    s = "+" if sign and v > 0 else ""
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{s}{v:.{digits - 1}e}"
+    return f"{s}{v:.{digits}f}"
+
+
+def _grid(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    return "\n".join(["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                      for r in [head, ["-" * w for w in widths]] + rows])
+
+
+def _mark(c: dict[str, Any]) -> str:
+    """``▲`` B significantly better, ``▼`` B significantly worse, blank otherwise."""
+    return {"b": "▲", "a": "▼"}.get(c.get("better") or "", "")
+
+
+def render_comparison(c: dict[str, Any]) -> str:
+    """Readable terminal tables: overall (A, B, B−A, CI, p, verdict), then per aspect the B−A per category."""
+    na, nb = c["a"]["model"].get("name", "A"), c["b"]["model"].get("name", "B")
+    pct = int(round(c["level"] * 100))
+    out = [f"B = {nb}  vs  A = {na}   on {c['bench']['name']} ({c['bench']['n_rows']} rows), protocol "
+           f"{c['protocol']['name']} v{c['protocol']['version']}; {c['n_boot']} paired-bootstrap resamples, seed {c['seed']}"]
+    rows = []
+    for k, m in c["metrics"].items():
+        arrow = "↑" if m["higher_is_better"] else "↓"
+        ci = "" if m["ci_low"] is None else f"[{_fmt(m['ci_low'], sign=True)}, {_fmt(m['ci_high'], sign=True)}]"
+        verdict = {"b": "B better", "a": "B worse"}.get(m["better"] or "", "n.s.")
+        n = f"{m['n_pairs']}" + (f" (-{m['n_dropped']})" if m["n_dropped"] else "") if m["n_pairs"] is not None \
+            else f"{m['n_a']}/{m['n_b']}"
+        p = _fmt(m["p_value"], 3) if m["p_value"] is not None else ("CIs apart" if m["significant"] else "CIs overlap")
+        rows.append([f"{k} {arrow}", _fmt(m["a"]), _fmt(m["b"]), _fmt(m["diff"], sign=True), ci, p, n, verdict])
+    if rows:
+        out.append(_grid(["metric", "A", "B", "B−A", f"{pct}% CI of B−A", "p", "n", "verdict"], rows))
+    else:
+        out.append("(no metric present in both runs)")
+    both = [k for k, why in c.get("not_compared", {}).items() if why.startswith("skipped in both runs")]
+    if both:
+        out.append(f"skipped in both runs (reasons in the results files): {', '.join(both)}")
+    for k, why in c.get("not_compared", {}).items():
+        if k not in both:
+            out.append(f"not compared: {k}: {why}")
+
+    keys = list(c["metrics"])
+    for aspect, cats in c.get("per_category", {}).items():
+        body = []
+        for cat, row in cats.items():
+            cells = []
+            for k in keys:
+                m = row.get(k)
+                if m is None or m["diff"] is None:
+                    cells.append("—")
+                    continue
+                n = m["n_pairs"] if m["n_pairs"] is not None else min(m["n_a"] or 0, m["n_b"] or 0)
+                cells.append(f"{_fmt(m['diff'], 3, sign=True)}{_mark(m)} (n={n})")
+            body.append([cat] + cells)
+        if body and keys:
+            out.append("")
+            out.append(f"[{aspect}]  B−A per category")
+            out.append(_grid(["category"] + keys, body))
+
+    s = c.get("summary", {})
+    out.append("")
+    for label, items in (("B significantly better", s.get("b_better", [])), ("B significantly worse", s.get("b_worse", []))):
+        where = [f"{e['metric']}@{e['aspect']}/{e['category']}" if e["aspect"] else f"{e['metric']} (overall)" for e in items]
+        out.append(f"{label} ({len(items)}): " + (", ".join(where) if where else "none"))
+    out.append(f"▲/▼ = B significantly better/worse at {pct}% (paired bootstrap; set metrics and unpaired cells: "
+               "non-overlapping CIs, a conservative rule); no multiple-comparison correction")
+    for note in c.get("notes", []):
+        out.append(f"note: {note}")
+    return "\n".join(out)
