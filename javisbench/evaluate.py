@@ -47,6 +47,7 @@ class Plan:
     taxonomy: Any = None
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    unofficial_weights: dict[str, str] = field(default_factory=dict)   # encoder:file -> why
     timing: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, sample_id: str, stage: str, message: str) -> None:
@@ -134,10 +135,12 @@ def plan_run(cfg: EvalConfig) -> Plan:
             st = check(enc_id, wf, weights_dir, hash_it=True)
             if st.status in ("missing", "incomplete"):
                 reasons.append(str(MissingWeightsError(enc_id, wf, st.path, st.detail)))
-            elif st.status == "bad-hash":
-                reasons.append(f"{st.path}: sha256 {st.sha256} but {st.detail}")
             else:
                 enc.weights_sha256[wf.name] = st.sha256 or ""
+                if st.status == "bad-hash":
+                    plan.unofficial_weights[f"{enc_id}:{wf.name}"] = (
+                        f"{st.path} has sha256 {st.sha256}, not the official file's ({wf.sha256}): "
+                        "numbers are not comparable with published ones")
         if reasons:
             unusable[enc_id] = "; ".join(reasons)
         else:

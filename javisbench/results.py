@@ -147,6 +147,7 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
         },
         "model": {"name": plan.config.model_name, **plan.config.model_meta},
         "encoders": {e: {"fingerprint": enc.fingerprint(), "weights_sha256": dict(enc.weights_sha256)} for e, enc in plan.encoders.items()},
+        "unofficial_weights": dict(plan.unofficial_weights),
         "libraries": library_versions(),
         "seed": p.seed,
         "device": plan.config.device,
