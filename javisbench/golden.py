@@ -81,3 +81,60 @@ def torch_state_dict(fixture_dir: str | Path, seed: int | None = None) -> "Order
 
     # np.array (not ascontiguousarray) keeps 0-d buffers such as num_batches_tracked 0-d
     return OrderedDict((k, torch.from_numpy(np.array(v, copy=True))) for k, v in build_state_dict(fixture_dir, seed).items())
+
+
+# ---------------------------------------------------------------------------------------------
+# official-format checkpoints from the fixtures
+# ---------------------------------------------------------------------------------------------
+def _save_torch(fixture_dir: Path, dest: Path) -> None:
+    import torch
+
+    torch.save(torch_state_dict(fixture_dir), dest)
+
+
+def _save_clip_archive(fixture_dir: Path, dest: Path) -> None:
+    from javisbench.encoders.clip import save_openai_archive
+
+    save_openai_archive(torch_state_dict(fixture_dir), dest)
+
+
+def _save_hf_folder(fixture_dir: Path, dest: Path) -> None:
+    """A Hugging Face snapshot folder: the fixture's ``hf/`` files plus ``pytorch_model.bin``."""
+    import shutil
+
+    import torch
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (fixture_dir / "hf").iterdir():
+        if f.is_file():
+            shutil.copy(f, dest / f.name)
+    torch.save(torch_state_dict(fixture_dir), dest / "pytorch_model.bin")
+
+
+#: encoder id -> (fixture folder, official name in the weights dir, writer)
+GOLDEN_WRITERS = {
+    "i3d": ("i3d", "i3d_pretrained_400.pt", _save_torch),
+    "audioclip": ("audioclip", "AudioCLIP-Full-Training.pt", _save_torch),
+    "clip": ("clip", "ViT-B-32.pt", _save_clip_archive),
+    "clap": ("clap", "clap-htsat-unfused", _save_hf_folder),
+    "synchformer": ("synchformer", "synchformer_state_dict.pth", _save_torch),
+    "imagebind": ("imagebind", "imagebind_huge.pth", _save_torch),
+}
+
+
+def write_golden_weights(golden_root: str | Path, weights_dir: str | Path, encoders: Iterable[str]) -> Path:
+    """Write the deterministic fixture checkpoints in each model's official file format.
+
+    The result is a weights directory a user could pass as ``--weights-dir``: the same loaders
+    read it as they read the real files (their hashes differ, which results record).
+    """
+    golden_root, weights_dir = Path(golden_root), Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    for enc in encoders:
+        if enc not in GOLDEN_WRITERS:
+            raise KeyError(f"no golden checkpoint writer for {enc!r}; have {', '.join(GOLDEN_WRITERS)}")
+        fixture, name, writer = GOLDEN_WRITERS[enc]
+        dest = weights_dir / name
+        if not dest.exists():
+            writer(golden_root / fixture, dest)
+    return weights_dir
