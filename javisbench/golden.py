@@ -111,12 +111,35 @@ def _save_hf_folder(fixture_dir: Path, dest: Path) -> None:
     torch.save(torch_state_dict(fixture_dir), dest / "pytorch_model.bin")
 
 
+def _save_safetensors_folder(fixture_dir: Path, dest: Path) -> None:
+    """A hub snapshot folder: the fixture's ``hf/`` files plus ``model.safetensors``."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (fixture_dir / "hf").iterdir():
+        if f.is_file():
+            shutil.copy(f, dest / f.name)
+    save_file({k: v.contiguous() for k, v in torch_state_dict(fixture_dir).items()}, str(dest / "model.safetensors"))
+
+
+def _save_cavp(fixture_dir: Path, dest: Path) -> None:
+    """Diff-Foley's training-checkpoint layout: ``{"epoch", "state_dict": {"module.<key>": ...}}``."""
+    import torch
+
+    state = {f"module.{k}": v for k, v in torch_state_dict(fixture_dir).items()}
+    torch.save({"epoch": 66, "state_dict": state}, dest)
+
+
 #: encoder id -> (fixture folder, official name in the weights dir, writer)
 GOLDEN_WRITERS = {
     "i3d": ("i3d", "i3d_pretrained_400.pt", _save_torch),
     "audioclip": ("audioclip", "AudioCLIP-Full-Training.pt", _save_torch),
     "clip": ("clip", "ViT-B-32.pt", _save_clip_archive),
     "clap": ("clap", "clap-htsat-unfused", _save_hf_folder),
+    "cavp": ("cavp", "cavp_epoch66.ckpt", _save_cavp),
+    "audiobox": ("audiobox", "audiobox-aesthetics", _save_safetensors_folder),
     "synchformer": ("synchformer", "synchformer_state_dict.pth", _save_torch),
     "imagebind": ("imagebind", "imagebind_huge.pth", _save_torch),
 }

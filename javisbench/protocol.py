@@ -38,6 +38,7 @@ class Protocol:
     audio_sr: int = 16000
     max_audio_len_s: float = 4.0         # FAD, audio quality, DeSync
     resample: Literal["kaiser_best", "soxr_hq"] = "kaiser_best"   # librosa 0.9.2 default
+    audiobox_official_reader: bool = True   # quirk: wrong-axis resampler, reader zero-padding counted as audio
     # ---- CLIP ----------------------------------------------------------------------------------
     clip_frames: int = 48
     clip_bgr: bool = True                # quirk: double channel swap, CLIP sees BGR
@@ -60,6 +61,8 @@ class Protocol:
     desync_fix_group_assignment: bool = False      # quirk: group-major/sample-major reshape bug
     # ---- CAVP ----------------------------------------------------------------------------------
     cavp_fps: int = 4
+    cavp_reencode: bool = True           # quirk: lossy libx264 re-encode of the 4 fps frames
+    cavp_chunk_borders: bool = True      # quirk: 40-frame chunks without temporal context
     cavp_failure_as_zero: bool = False   # the original's 0.0 is only written to the official export
     # ---- statistics ----------------------------------------------------------------------------
     bootstrap: int = 1000
@@ -96,6 +99,7 @@ FIXED = Protocol(
     fd_variant="f64-sqrtm",
     kvd_variant="subsets",
     resample="soxr_hq",
+    audiobox_official_reader=False,
     clip_bgr=False,
     clip_fp16_cuda=False,
     clap_pad="repeat",
@@ -104,6 +108,8 @@ FIXED = Protocol(
     javis_aligned_windows=True,
     javis_clamp_k=True,
     desync_fix_group_assignment=True,
+    cavp_reencode=False,
+    cavp_chunk_borders=False,
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED)}

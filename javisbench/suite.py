@@ -101,6 +101,12 @@ def _clip_score(f: Feats, p: "Protocol") -> float:
     return float(mean_cosine_to(c["image_features"], c["text_features"]))
 
 
+def _cavp(f: Feats) -> float:
+    from metrics.similarity import mean_rowwise_cosine
+
+    return float(mean_rowwise_cosine(f["cavp"]["video_feats"], f["cavp"]["spec_feats"]))
+
+
 def _avh(f: Feats, p: "Protocol") -> float:
     from metrics.avh import avh_score
 
@@ -162,6 +168,11 @@ _add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3
 _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
             set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast, weights=("AudioCLIP-Full-Training.pt",),
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
+_add(Metric("audio_quality", "Audio quality", ("audiobox",), "sample", True,
+            "Audiobox-Aesthetics: mean of CE, CU, PC, PQ (first 4 s; 10 s windows)",
+            sample_fn=lambda f, p: float(np.mean(np.asarray(f["audiobox"]["axes"], np.float64))),
+            weights=("audiobox-aesthetics/",),
+            quirks=("wrong-axis resampler for non-16 kHz audio", "zero padding counted as valid audio")))
 _add(Metric("ib_tv", "ImageBind text-video", ("imagebind",), "sample", True, "cosine of ImageBind text (video prompt) and video embeddings",
             sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
 _add(Metric("ib_ta", "ImageBind text-audio", ("imagebind",), "sample", True, "cosine of ImageBind text (audio prompt) and audio embeddings",
@@ -179,6 +190,11 @@ _add(Metric("clip_score", "CLIP score", ("clip",), "sample", True, "mean over 48
 _add(Metric("clap_score", "CLAP score", ("clap",), "sample", True, "cos(CLAP text (audio prompt), CLAP audio), HTSAT unfused",
             sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]), weights=("clap-htsat-unfused/",),
             quirks=("clips ≤10 s zero-padded (padding=True overrides repeat-pad)",)))
+_add(Metric("cavp_score", "CAVP score", ("cavp",), "sample", True,
+            "mean over 4 steps per second of cos(CAVP video, CAVP spectrogram), Diff-Foley stage 1",
+            sample_fn=lambda f, p: _cavp(f), weights=("cavp_epoch66.ckpt",),
+            quirks=("duration floored to whole seconds", "lossy x264 re-encode at 4 fps", "40-frame chunks",
+                    "the original scores a failure 0.0; here it is a recorded failure")))
 _add(Metric("av_align", "AV-Align", ("avalign",), "sample", True,
             "IoU of audio onsets and optical-flow peaks (±1 frame); no weights",
             sample_fn=lambda f, p: float(np.asarray(f["avalign"]["score"]).ravel()[0]),

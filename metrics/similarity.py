@@ -79,3 +79,19 @@ def mean_cosine_to(matrix: np.ndarray, vector: np.ndarray, eps: float = 1e-6) ->
     if m.shape[0] == 0:
         raise ValueError("matrix has no rows (T=0): nothing to average")
     return float(np.mean(cosine(m, v[None, :], eps=eps), dtype=np.float64))
+
+
+def mean_rowwise_cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
+    """``mean_t cos(a[t], b[t])`` for two aligned (T, D) sequences (CAVP's per-sample score).
+
+    Raises:
+        ValueError: the two have different shapes or no rows (the original fails on that).
+
+    Example:
+        >>> mean_rowwise_cosine(np.eye(2), np.array([[1.0, 0.0], [1.0, 0.0]]))
+        0.5
+    """
+    x, y = np.asarray(a), np.asarray(b)
+    if x.shape != y.shape or x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"expected two (T, D) arrays of the same shape, got {x.shape} and {y.shape}")
+    return float(np.mean(cosine(x, y, eps=eps), dtype=np.float64))

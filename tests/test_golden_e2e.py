@@ -17,7 +17,7 @@ from javisbench.golden import write_golden_weights
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FAKE = ["clip_00", "clip_01", "clip_02", "clip_03"]
 REAL = ["edge_short2s", "edge_5p3s_30fps", "edge_44k_stereo"]
-ENCODERS = ["i3d", "audioclip", "clip", "clap"]
+ENCODERS = ["i3d", "audioclip", "clip", "clap", "audiobox", "cavp"]
 
 
 def _folder(root: Path, names: list[str]) -> Path:
@@ -41,8 +41,8 @@ def golden_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     weights = write_golden_weights(GOLDEN, root / "weights", ENCODERS)
     args = ["evaluate", str(_folder(root / "samples", FAKE)), "--bench", str(bench), "--out", str(root / "r.json"),
             "--weights-dir", str(weights), "--cache-dir", str(root / "cache"), "--reference-dir",
-            str(_folder(root / "real", REAL)), "--metrics", "fvd", "kvd", "fad", "clip_score", "clap_score", "av_align",
-            "--quiet", "--batch-size", "4"]
+            str(_folder(root / "real", REAL)), "--metrics", "fvd", "kvd", "fad", "clip_score", "clap_score", "audio_quality",
+            "cavp_score", "av_align", "--quiet", "--batch-size", "4"]
     assert main(args) == 0
     return {"root": root, "args": args, "results": json.loads((root / "r.json").read_text()), "weights": weights}
 
@@ -56,10 +56,12 @@ def test_set_metrics_match_the_original(golden_run: dict) -> None:
     assert o["fad"]["value"] == pytest.approx(exp["fad"], rel=1e-3)
 
 
-@pytest.mark.parametrize("key, fixture", [("clip_score", "clip"), ("clap_score", "clap")])
+@pytest.mark.parametrize("key, fixture", [("clip_score", "clip"), ("clap_score", "clap"), ("audio_quality", "audiobox"),
+                                              ("cavp_score", "cavp")])
 def test_per_sample_metrics_match_the_original(golden_run: dict, key: str, fixture: str) -> None:
     exp = {c["name"]: c[key] for c in json.loads((GOLDEN / fixture / "expected.json").read_text())["per_clip"]}
-    tol = {"clip_score": 2e-4, "clap_score": 5e-5}[key]
+    # CAVP: abs 5e-3 because the original's lossy x264 re-encode ran on another FFmpeg build
+    tol = {"clip_score": 2e-4, "clap_score": 5e-5, "audio_quality": 1e-5, "cavp_score": 5e-3}[key]
     per = golden_run["results"]["per_sample"]
     for i, n in enumerate(FAKE):
         assert per[f"sample_{i:04d}"][key] == pytest.approx(exp[n], abs=tol), n
@@ -86,6 +88,6 @@ def test_removing_one_checkpoint_skips_exactly_its_metrics(golden_run: dict, tmp
     r2 = json.loads((tmp_path / "r2.json").read_text())
     assert set(r2["skipped"]) == {"clap_score"} and "clap-htsat-unfused" in r2["skipped"]["clap_score"]
     r1 = golden_run["results"]
-    for key in ("fvd", "kvd", "fad", "clip_score", "av_align"):
+    for key in ("fvd", "kvd", "fad", "clip_score", "audio_quality", "av_align"):
         assert r2["overall"][key] == r1["overall"][key]            # served from the store, unchanged
     assert r2["timing"]["feature_store"]["writes"] == 0

@@ -16,6 +16,8 @@ ENCODERS: dict[str, str] = {
     "clip": "javisbench.encoders.clip:ClipEncoder",
     "clap": "javisbench.encoders.clap:ClapEncoder",
     "synchformer": "javisbench.encoders.synchformer:SynchformerEncoder",
+    "cavp": "javisbench.encoders.cavp:CAVPEncoder",
+    "audiobox": "javisbench.encoders.audiobox:AudioboxEncoder",
     "avalign": "javisbench.encoders.avalign:AVAlignEncoder",
 }
 
