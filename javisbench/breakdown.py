@@ -34,6 +34,8 @@ def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, di
     """``{aspect: {category: {metric: {value, ci_low, ci_high, n, n_failed, flags}}}}``."""
     from taxonomy.breakdown import breakdown, cell_to_json
 
+    from javisbench.features import memo_key
+
     p = plan.protocol
     n_rows = len(plan.manifest)
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -46,7 +48,16 @@ def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, di
     for key, vals in scores.per_sample.items():
         put(key, breakdown(plan.labels, np.asarray(vals, np.float64), n_boot=p.bootstrap, level=p.ci_level, seed=p.seed))
     metrics = {m.key: m for m in plan.metrics}
+    membership = np.concatenate([plan.labels.membership(a.key) for a in plan.taxonomy.aspects], axis=1)
     for key, (rows, fake, real) in scores.set_inputs.items():
+        mkey = memo_key("set-cells", key, p.fingerprint, SET_CELL_BOOTSTRAP, n_rows, rows, fake, real, membership,
+                        plan.taxonomy.fingerprint)
+        cached = plan.store.memo_get(mkey)
+        if cached is not None:
+            for aspect, cats in cached.items():
+                for cat, cell in cats.items():
+                    out.setdefault(aspect, {}).setdefault(cat, {})[key] = cell
+            continue
         # CIs from the fast form; each cell's value from the protocol's own rule on the subset
         fast, failed = set_metric_fn(metrics[key], rows, fake, real, p, n_rows, fast=True)
         exact, _ = set_metric_fn(metrics[key], rows, fake, real, p, n_rows)
@@ -58,6 +69,7 @@ def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, di
                 if idx.size >= 2 and "error" not in cell.flags:
                     cats[cat] = dataclasses.replace(cell, value=exact(idx))
         put(key, tree)
+        plan.store.memo_put(mkey, {a: {c: out[a][c][key] for c in cats} for a, cats in tree.items()})
     # keep every aspect/category present even when no metric produced a cell
     for a in plan.taxonomy.aspects:
         for c in a.categories:

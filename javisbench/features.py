@@ -17,6 +17,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,19 @@ import numpy as np
 def default_cache_dir() -> Path:
     env = os.environ.get("JAVISBENCH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "javisbench"
+
+
+def memo_key(*parts: Any) -> str:
+    """sha256 over strings, numbers and arrays (dtype, shape and bytes)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            a = np.ascontiguousarray(part)
+            h.update(f"array:{a.dtype.str}:{a.shape}".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(b"\0" + json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()
 
 
 def feature_key(content_hash: str, encoder_fingerprint: str, protocol_fingerprint: str, prompts: tuple[str, ...] = ()) -> str:
@@ -81,6 +95,32 @@ class FeatureStore:
             raise
         self.writes += 1
         return p
+
+    # -- memoised set-metric values -------------------------------------------------------------
+    # A set metric (FVD/KVD/FAD and their per-category cells and bootstrap CIs) is a pure function
+    # of its input rows; on 1024-d features the official float32 rule costs seconds per cell, so
+    # its results are kept too, keyed by a hash of everything they depend on.
+    def memo_path(self, key: str) -> Path:
+        return self.root.parent / "memo" / key[:2] / f"{key}.json"
+
+    def memo_get(self, key: str) -> Any:
+        p = self.memo_path(key)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def memo_put(self, key: str, value: Any) -> None:
+        p = self.memo_path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(value, f)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "writes": self.writes}

@@ -115,9 +115,17 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
     for key, vals in scores.per_sample.items():
         overall[key] = _sample_cell(vals, p)
     metric_by_key = {m.key: m for m in plan.metrics}
+    from javisbench.features import memo_key
+
     for key, (idx, fake, real) in scores.set_inputs.items():
+        mkey = memo_key("set-overall", key, p.fingerprint, SET_BOOTSTRAP, len(rows), fake, real)
+        cached = plan.store.memo_get(mkey)
+        if cached is not None:
+            overall[key] = cached
+            continue
         try:
             overall[key] = _set_cell(metric_by_key[key], fake, real, p, len(rows))
+            plan.store.memo_put(mkey, overall[key])
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
             plan.skipped[key] = f"failed: {e}"
 
