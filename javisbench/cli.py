@@ -58,10 +58,12 @@ def cmd_ls(a: argparse.Namespace) -> int:
     if a.what == "metrics":
         from javisbench.suite import METRICS
 
-        print(f"{'key':<14}{'dir':<4}{'kind':<8}{'official':<10}{'encoder':<16}{'weights':<32}description")
-        for m in METRICS.values():
-            print(f"{m.key:<14}{m.arrow:<4}{m.kind:<8}{'yes' if m.official else 'extra':<10}{','.join(m.encoders):<16}"
-                  f"{','.join(m.weights) or '(none)':<32}{m.description}")
+        rows = [(m.key, m.arrow, m.kind, "yes" if m.official else "extra", ",".join(m.encoders),
+                 ",".join(m.weights) or "(none)", m.description) for m in METRICS.values()]
+        head = ("key", "dir", "kind", "official", "encoder", "weights", "description")
+        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head) - 1)]
+        for r in [head] + rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     elif a.what == "encoders":
         from javisbench.encoders import ENCODERS
 

@@ -64,6 +64,8 @@ class Protocol:
     cavp_reencode: bool = True           # quirk: lossy libx264 re-encode of the 4 fps frames
     cavp_chunk_borders: bool = True      # quirk: 40-frame chunks without temporal context
     cavp_failure_as_zero: bool = False   # the original's 0.0 is only written to the official export
+    # ---- VideoReward -----------------------------------------------------------------------------
+    videoreward_bf16_cuda: bool = True   # the original runs bf16 (+ flash-attention 2) on CUDA; fp32 on CPU
     # ---- statistics ----------------------------------------------------------------------------
     bootstrap: int = 1000
     ci_level: float = 0.95

@@ -168,6 +168,19 @@ _add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3
 _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
             set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast, weights=("AudioCLIP-Full-Training.pt",),
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
+_VR = ("VideoReward/", "Qwen2-VL-2B-Instruct/")  # folders: hub snapshots
+_add(Metric("visual_quality", "Visual quality", ("videoreward",), "sample", True,
+            "VideoReward VQ logit (raw, as the original reports it)", weights=_VR,
+            sample_fn=lambda f, p: float(f["videoreward"]["raw"][0]), quirks=("raw logits, not VideoReward's normalised scores",)))
+_add(Metric("motion_quality", "Motion quality", ("videoreward",), "sample", True,
+            "VideoReward MQ logit (raw, as the original reports it)", weights=_VR,
+            sample_fn=lambda f, p: float(f["videoreward"]["raw"][1]), quirks=("raw logits, not VideoReward's normalised scores",)))
+_add(Metric("visual_quality_norm", "Visual quality (normalised)", ("videoreward",), "sample", True,
+            "VideoReward VQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
+            weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][0])))
+_add(Metric("motion_quality_norm", "Motion quality (normalised)", ("videoreward",), "sample", True,
+            "VideoReward MQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
+            weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][1])))
 _add(Metric("audio_quality", "Audio quality", ("audiobox",), "sample", True,
             "Audiobox-Aesthetics: mean of CE, CU, PC, PQ (first 4 s; 10 s windows)",
             sample_fn=lambda f, p: float(np.mean(np.asarray(f["audiobox"]["axes"], np.float64))),

@@ -18,6 +18,7 @@ ENCODERS: dict[str, str] = {
     "synchformer": "javisbench.encoders.synchformer:SynchformerEncoder",
     "cavp": "javisbench.encoders.cavp:CAVPEncoder",
     "audiobox": "javisbench.encoders.audiobox:AudioboxEncoder",
+    "videoreward": "javisbench.encoders.videoreward:VideoRewardEncoder",
     "avalign": "javisbench.encoders.avalign:AVAlignEncoder",
 }
 

@@ -703,9 +703,8 @@ def _net_class() -> type:
 # the encoder
 # ---------------------------------------------------------------------------------------------
 def bf16_on_cuda(protocol: "Protocol") -> bool:
-    """Whether CUDA runs use bfloat16 as the original: ``protocol.videoreward_bf16_cuda``, default True."""
-    flag = getattr(protocol, "videoreward_bf16_cuda", None)
-    return True if flag is None else bool(flag)
+    """Whether CUDA runs use bfloat16 as the original (``protocol.videoreward_bf16_cuda``)."""
+    return bool(protocol.videoreward_bf16_cuda)
 
 
 class VideoRewardEncoder(Encoder):
