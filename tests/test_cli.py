@@ -29,9 +29,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_ls(capsys: pytest.CaptureFixture) -> None:
     assert main(["ls", "metrics"]) == 0
     out = capsys.readouterr().out
-    for key in ("fvd", "kvd", "fad", "ib_tv", "ib_ta", "ib_av", "clip_score", "clap_score", "av_align",
-                "avh_score", "javis_score", "desync"):
-        assert f"\n{key} " in out
+    official = ("fvd", "kvd", "fad", "visual_quality", "motion_quality", "audio_quality", "ib_tv", "ib_ta", "ib_av",
+                "clip_score", "clap_score", "cavp_score", "av_align", "avh_score", "javis_score", "desync")
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:] if ln.strip()}
+    for key in official:           # all sixteen official keys, with direction, kind and weights file
+        assert key in lines and lines[key][3] == "yes", key
+    assert lines["fvd"][1] == "↓" and lines["fvd"][2] == "set" and lines["fvd"][5] == "i3d_pretrained_400.pt"
+    assert lines["clip_score"][1] == "↑" and lines["clip_score"][2] == "sample"
+    assert sum(1 for v in lines.values() if v[3] == "yes") == 16
     assert main(["ls", "protocols", "-v"]) == 0
     out = capsys.readouterr().out
     assert "javisbench-official" in out and "javisbench-fixed" in out and "fvd_uint8_remap = True" in out
