@@ -254,7 +254,7 @@ class AudioboxEncoder(Encoder):
         import torch
 
         from javisbench.encoders.audiobox_net import AesNet, canonical_key
-        from javisbench.encoders.i3d import load_strict
+        from javisbench.encoders.checkpoints import load_strict
 
         folder = Path(weights_dir) / AUDIOBOX_WEIGHTS.name
         alt = folder / TORCH_CHECKPOINT

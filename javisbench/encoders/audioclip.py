@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from javisbench.encoders.base import Encoder, Features, Prepared, SampleError
-from javisbench.encoders.i3d import checkpoint_state_dict, load_strict
+from javisbench.encoders.checkpoints import checkpoint_state_dict, load_strict
 from javisbench.weights import BadWeightsError, WeightFile, sha256_of
 
 if TYPE_CHECKING:  # pragma: no cover

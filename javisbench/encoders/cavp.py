@@ -420,7 +420,7 @@ class CAVPEncoder(Encoder):
         import torch
 
         from javisbench.encoders.cavp_net import CAVPNet
-        from javisbench.encoders.i3d import checkpoint_state_dict
+        from javisbench.encoders.checkpoints import checkpoint_state_dict
 
         path = self.weight_paths(Path(weights_dir))[CAVP_WEIGHTS.name]
         obj = torch.load(path, map_location="cpu", weights_only=True)
