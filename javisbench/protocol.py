@@ -8,7 +8,6 @@ different protocols are never ranked together.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -118,9 +117,9 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED)}
 
 
 def get_protocol(name: str) -> Protocol:
+    from javisbench.names import unknown_name
+
     try:
         return PROTOCOLS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, PROTOCOLS, n=2)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"Unknown protocol {name!r}.{hint} Available: {', '.join(PROTOCOLS)}") from None
+        raise unknown_name("protocol", name, PROTOCOLS) from None

@@ -221,14 +221,12 @@ _add(Metric("desync", "DeSync", ("synchformer",), "sample", False, "mean |audio-
 
 
 def get_metric(key: str) -> Metric:
-    import difflib
+    from javisbench.names import unknown_name
 
     try:
         return METRICS[key]
     except KeyError:
-        close = difflib.get_close_matches(key, METRICS, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"Unknown metric {key!r}.{hint} Available: {', '.join(METRICS)}") from None
+        raise unknown_name("metric", key, METRICS) from None
 
 
 def select_metrics(keys: list[str] | None) -> list[Metric]:

@@ -1,7 +1,6 @@
 """Lazy encoder registry: names map to ``module:Class`` strings, imported only when used."""
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import TYPE_CHECKING
 
@@ -24,11 +23,11 @@ ENCODERS: dict[str, str] = {
 
 
 def encoder_class(name: str) -> "type[Encoder]":
+    from javisbench.names import unknown_name
+
     try:
         target = ENCODERS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, ENCODERS, n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(f"Unknown encoder {name!r}.{hint} Available: {', '.join(sorted(ENCODERS))}") from None
+        raise unknown_name("encoder", name, sorted(ENCODERS)) from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
