@@ -75,3 +75,64 @@ def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, di
         for c in a.categories:
             out.setdefault(a.key, {}).setdefault(c.key, {})
     return out
+
+
+def per_subcategory_cells(plan: "Plan", scores: "Scores") -> dict[str, Any]:
+    """``{aspect: {category: {subcategory: {metric: cell}}}}`` for per-sample metrics, when the
+    manifest has ``subcat{a}_ind`` columns (empty otherwise)."""
+    from taxonomy.breakdown import by_subcategory, cell_to_json
+
+    p = plan.protocol
+    out: dict[str, Any] = {}
+    for key, vals in scores.per_sample.items():
+        tree = by_subcategory(plan.labels, np.asarray(vals, np.float64), n_boot=p.bootstrap, level=p.ci_level, seed=p.seed)
+        for aspect, cats in tree.items():
+            for cat, subs in cats.items():
+                for sub, cell in subs.items():
+                    out.setdefault(aspect, {}).setdefault(cat, {}).setdefault(sub, {})[key] = cell_to_json(cell)
+    return out
+
+
+def crosstab_cells(results: dict[str, Any], labels: Any, aspect_a: str, aspect_b: str,
+                   metrics: list[str] | None = None) -> dict[str, Any]:
+    """Cross-tab of two aspects for the per-sample metrics of a results file:
+    ``{metric: {category_a: {category_b: cell}}}`` over the samples carrying both categories."""
+    from taxonomy.breakdown import cell_to_json, crosstab
+
+    p = results["protocol"]["values"]
+    ids = results["sample_ids"]
+    out: dict[str, Any] = {}
+    for key, meta in results["metrics"].items():
+        if meta["kind"] != "sample" or key not in results["overall"] or (metrics and key not in metrics):
+            continue
+        vals = np.array([np.nan if results["per_sample"][s].get(key) is None else results["per_sample"][s][key] for s in ids])
+        tree = crosstab(labels, vals, aspect_a, aspect_b, n_boot=p["bootstrap"], level=p["ci_level"], seed=p["seed"])
+        out[key] = {a: {b: cell_to_json(c) for b, c in row.items()} for a, row in tree.items()}
+    return out
+
+
+def labels_for_results(results: dict[str, Any], manifest: str | None = None) -> Any:
+    """The category labels of a results file's samples, re-read from its bench manifest.
+
+    Raises:
+        ValueError: the manifest is gone, changed (sha256), or has no category columns.
+    """
+    from pathlib import Path
+
+    from javisbench.evaluate import load_labels
+    from javisbench.manifest import load_manifest
+
+    bench = results["bench"]
+    path = Path(manifest or bench["path"])
+    if not path.is_file():
+        raise ValueError(f"bench manifest {path} not found; pass --manifest with the CSV that was scored")
+    man = load_manifest(path)
+    if man.sha256 != bench["manifest_sha256"]:
+        raise ValueError(f"{path} is not the manifest that was scored (sha256 {man.sha256[:12]}... vs "
+                         f"{bench['manifest_sha256'][:12]}...)")
+    tax_ref = (bench.get("taxonomy") or {}).get("name")
+    _, labels = load_labels(man, tax_ref)
+    if labels is None:
+        raise ValueError(f"{path} has no cat{{a}}_ind columns: nothing to cross-tabulate")
+    pos = {r.sample_id: i for i, r in enumerate(man.rows)}
+    return labels.subset([pos[s] for s in results["sample_ids"]])

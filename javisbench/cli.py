@@ -124,6 +124,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     if r.get("per_category"):
         print()
         print(category_tables(r))
+    if a.crosstab:
+        from javisbench.breakdown import crosstab_cells, labels_for_results
+        from javisbench.report import crosstab_tables
+
+        tabs = crosstab_cells(r, labels_for_results(r, a.manifest), a.crosstab[0], a.crosstab[1], a.metrics)
+        print()
+        print(crosstab_tables(tabs, a.crosstab[0], a.crosstab[1]))
     if a.html:
         from javisbench.report import write_html
 
@@ -224,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="tables (and an HTML report) from a results file")
     rp.add_argument("results")
     rp.add_argument("--html", default=None)
+    rp.add_argument("--crosstab", nargs=2, metavar=("ASPECT_A", "ASPECT_B"), help="per-sample metrics over pairs of categories")
+    rp.add_argument("--metrics", nargs="+", default=None, help="metrics for --crosstab (default: all per-sample ones)")
+    rp.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the run")
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="model B vs model A, per metric and category, paired bootstrap")

@@ -471,3 +471,15 @@ def write_html(results: dict[str, Any], path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def crosstab_tables(tabs: dict[str, Any], aspect_a: str, aspect_b: str) -> str:
+    """One grid per metric: categories of ``aspect_a`` as rows, of ``aspect_b`` as columns."""
+    blocks = []
+    for key, rows in tabs.items():
+        cols = list(next(iter(rows.values())).keys()) if rows else []
+        body = []
+        for a, row in rows.items():
+            body.append([a] + [f"{_fmt(c['value'], 3)}{'!' if c.get('flags') else ''} (n={c['n']})" for c in row.values()])
+        blocks.append(f"[{key}: {aspect_a} x {aspect_b}]\n" + _grid([aspect_a] + cols, body))
+    return "\n\n".join(blocks) if blocks else "(no per-sample metric to cross-tabulate)"

@@ -11,6 +11,7 @@ Schema (``schema_version`` 1.x; readers refuse another major version):
 * ``metrics``: key -> ``{title, kind, higher_is_better, official, encoders}``
 * ``overall``: key -> ``{value, ci_low, ci_high, n, n_failed}``
 * ``per_category``: aspect -> category -> key -> ``{value, ci_low, ci_high, n, flags}``
+* ``per_subcategory``: aspect -> category -> subcategory -> key -> cell (when labelled)
 * ``per_sample``: sample id -> key -> value (null where the sample failed)
 * ``failures``: sample id -> stage -> message;  ``warnings``: sample id -> [message]
 * ``skipped``: key -> reason (the file and command needed; never a number)
@@ -134,6 +135,11 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
         from javisbench.breakdown import per_category_cells
 
         per_category = per_category_cells(plan, scores)
+    per_subcategory: dict[str, Any] = {}
+    if plan.labels is not None and any(plan.labels.has_subcategories(a.key) for a in plan.taxonomy.aspects):
+        from javisbench.breakdown import per_subcategory_cells
+
+        per_subcategory = per_subcategory_cells(plan, scores)
 
     per_sample: dict[str, Any] = {}
     if plan.config.per_sample:
@@ -167,6 +173,7 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
         "sample_ids": [r.sample_id for r in rows],
         "overall": overall,
         "per_category": per_category,
+        "per_subcategory": per_subcategory,
         "per_sample": per_sample,
         "failures": plan.failures,
         "warnings": plan.warnings,

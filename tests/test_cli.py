@@ -96,3 +96,19 @@ def test_console_script_subprocess(tiny: dict) -> None:
                        cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "javisbench-official" in r.stdout
+
+
+def test_report_crosstab(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(tiny["samples"]), "--bench", str(tiny["manifest"]), "--out", str(out), "--quiet",
+                 "--cache-dir", str(tmp_path / "c"), "--weights-dir", str(tmp_path / "w"), "--metrics", "av_align"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--crosstab", "sound_type", "spatial"]) == 0
+    text = capsys.readouterr().out
+    assert "[av_align: sound_type x spatial]" in text and "multiple_subjects" in text
+    r = json.loads(out.read_text())
+    from javisbench.breakdown import crosstab_cells, labels_for_results
+
+    tabs = crosstab_cells(r, labels_for_results(r), "sound_type", "spatial")
+    cells = [c for row in tabs["av_align"].values() for c in row.values()]
+    assert sum(c["n"] for c in cells) == 3            # every sample in exactly one (single-label here) pair
