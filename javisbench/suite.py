@@ -135,14 +135,13 @@ def _av_lag(f: Feats, p: "Protocol") -> float:
 def _desync(all_feats: list[Optional[Feats]], p: "Protocol") -> np.ndarray:
     from metrics.desync import assign_group_offsets
 
-    offsets, groups, present = [], [], []
+    offsets, groups = [], []
     for f in all_feats:
         if f is None:
             continue
-        g = np.asarray(f["synchformer"]["group_offsets"], np.float64).ravel()
+        g = np.abs(np.asarray(f["synchformer"]["group_offsets"], np.float64).ravel())   # signed seconds
         offsets.extend(g.tolist())
         groups.append(len(g))
-        present.append(True)
     per_sample = assign_group_offsets(np.asarray(offsets), groups, official_bug=not p.desync_fix_group_assignment)
     out = np.full(len(all_feats), np.nan)
     it = iter(np.asarray(per_sample, np.float64))
