@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--duration", type=float, default=4.0, help="clip length in seconds")
     ap.add_argument("--skip-separate", action="store_true")
     a = ap.parse_args()
 
@@ -56,14 +57,14 @@ def main() -> None:
         t = time.perf_counter()
         weights = write_golden_weights(GOLDEN, root / "weights", encoders)
         print(f"fixture checkpoints for {', '.join(encoders) or 'none'} written in {time.perf_counter() - t:.1f} s")
-        clips = [make_clip(i, width=426, height=240) for i in range(a.n)]
+        clips = [make_clip(i, duration=a.duration, width=426, height=240) for i in range(a.n)]
         manifest = write_manifest(root / "bench.csv", clips)
         for i, c in enumerate(clips):
             write_clip(root / "samples", f"sample_{i:04d}", c.frames, c.audio, c.fps, c.sr)
 
         t_one, r_one = _run(root, root / "samples", manifest, weights, a.metrics, root / "cache-one", a)
         t_warm, _ = _run(root, root / "samples", manifest, weights, a.metrics, root / "cache-one", a)
-        print(f"clips: {a.n} (426x240, 4 s, 24 fps)   metrics: {', '.join(a.metrics)}")
+        print(f"clips: {a.n} (426x240, {a.duration:g} s, 24 fps)   metrics: {', '.join(a.metrics)}")
         print(f"one pass   : {t_one:8.1f} s  {a.n / t_one:6.3f} samples/s   split: "
               f"decode+prepare {r_one['timing'].get('decode_prepare_s', 0):.1f} s, encode "
               + ", ".join(f"{k} {v:.1f} s" for k, v in r_one["timing"].get("encode_s", {}).items()))
