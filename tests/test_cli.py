@@ -112,3 +112,17 @@ def test_report_crosstab(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixtu
     tabs = crosstab_cells(r, labels_for_results(r), "sound_type", "spatial")
     cells = [c for row in tabs["av_align"].values() for c in row.values()]
     assert sum(c["n"] for c in cells) == 3            # every sample in exactly one (single-label here) pair
+
+
+def test_weights_verify_records_hashes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from javisbench.golden import write_golden_weights
+
+    assert main(["weights", "verify", "i3d", "--weights-dir", str(tmp_path)]) == 1      # missing
+    assert "missing" in capsys.readouterr().out
+    write_golden_weights(Path(__file__).resolve().parent / "golden", tmp_path, ["i3d"])
+    assert main(["weights", "verify", "i3d", "--weights-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    import hashlib
+
+    digest = hashlib.sha256((tmp_path / "i3d_pretrained_400.pt").read_bytes()).hexdigest()
+    assert "present" in out and f"sha256 {digest}" in out
