@@ -153,6 +153,17 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(a: argparse.Namespace) -> int:
+    from javisbench import leaderboard
+
+    if a.action == "add":
+        for f in a.files:
+            print(f"added {leaderboard.add(f, a.results_dir)}")
+        return 0
+    print(f"wrote {leaderboard.build(a.results_dir, a.out)}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="javisbench", description="Evaluate text-to-sounding-video models (JavisBench).",
@@ -235,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--metrics", nargs="+", default=None, help="metrics for --crosstab (default: all per-sample ones)")
     rp.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the run")
     rp.set_defaults(func=cmd_report)
+
+    lb = sub.add_parser("leaderboard", help="leaderboard tables from results files")
+    lb.add_argument("action", choices=["build", "add"])
+    lb.add_argument("files", nargs="*", help="results files to add")
+    lb.add_argument("--results-dir", default="leaderboard/results")
+    lb.add_argument("--out", default="leaderboard/README.md")
+    lb.set_defaults(func=cmd_leaderboard)
 
     c = sub.add_parser("compare", help="model B vs model A, per metric and category, paired bootstrap")
     c.add_argument("a")
