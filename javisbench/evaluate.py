@@ -105,7 +105,23 @@ def select_rows(manifest: Manifest, tax: Any, labels: Any, where: str | None, su
     return dataclasses.replace(manifest, rows=rows), (None if labels is None else labels.subset(pos))
 
 
+def check_device(device: str) -> None:
+    """Fail before any work when the requested device does not exist."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise ValueError(f"--device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is visible to torch {torch.__version__}; use --device cpu")
+    idx = int(device.split(":", 1)[1]) if ":" in device else 0
+    if idx >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+
+
 def plan_run(cfg: EvalConfig) -> Plan:
+    check_device(cfg.device)
     protocol = get_protocol(cfg.protocol)
     if cfg.seed is not None:
         protocol = protocol.replace(seed=int(cfg.seed))

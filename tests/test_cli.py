@@ -126,3 +126,15 @@ def test_weights_verify_records_hashes(tmp_path: Path, capsys: pytest.CaptureFix
 
     digest = hashlib.sha256((tmp_path / "i3d_pretrained_400.pt").read_bytes()).hexdigest()
     assert "present" in out and f"sha256 {digest}" in out
+
+
+def test_unknown_or_absent_device_fails_fast(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    args = ["evaluate", str(tiny["samples"]), "--bench", str(tiny["manifest"]), "--out", str(tmp_path / "o.json")]
+    assert main(args + ["--device", "tpu"]) == 2
+    assert "expected 'cpu', 'cuda'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(args + ["--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
