@@ -226,9 +226,13 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     loaded: list[str] = []
     for enc_id in needed:
         enc = plan.encoders[enc_id]
+        if enc.loaded:          # shared with an earlier plan of this run (e.g. the reference pass)
+            loaded.append(enc_id)
+            continue
         t = time.perf_counter()
         try:
             enc.load(plan.weights_dir)
+            enc.loaded = True
         except (MissingWeightsError, BadWeightsError) as e:
             for m in plan.metrics:
                 if enc_id in m.encoders:

@@ -111,6 +111,9 @@ def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:
     if samples_dir is None:
         sub_cfg = replace(sub_cfg, bench=_real_paths_manifest(plan, real_dir))
     sub = plan_run(sub_cfg)
+    # the same encoders (same protocol, weights and device): reuse them, do not load a model twice
+    sub.encoders = {k: plan.encoders[k] if k in plan.encoders and plan.encoders[k].fingerprint() == v.fingerprint() else v
+                    for k, v in sub.encoders.items()}
     feats = extract(sub)
     out: dict[tuple[str, str], np.ndarray] = {}
     for enc_id, name in CACHE_LAYOUT.values():

@@ -49,6 +49,7 @@ class Encoder(abc.ABC):
         self.device = device
         self.batch_size = int(batch_size)
         self.weights_sha256: dict[str, str] = {}
+        self.loaded = False                  # set by the pipeline after a successful load()
 
     # -- weights ------------------------------------------------------------------------------
     def weight_paths(self, weights_dir: Path) -> dict[str, Path]:
