@@ -85,16 +85,6 @@ def _sample_cell(values: np.ndarray, protocol: Any) -> dict[str, Any]:
     return {"value": _f(ok.mean()), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(ok.size), "n_failed": n_failed}
 
 
-def _set_fn(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any):  # noqa: ANN202
-    """The metric on resampled row indices (its fast form: resamples only need the CI)."""
-    f = metric.resample_fn or metric.set_fn
-
-    def fn(idx: np.ndarray) -> float:
-        return float(f(fake[idx], real[idx], protocol))
-
-    return fn
-
-
 def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_rows: int, with_ci: bool = True) -> dict[str, Any]:
     from metrics.bootstrap import bootstrap_set_ci
 
@@ -105,7 +95,11 @@ def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_
     value = metric.set_fn(fake, real, protocol)
     lo = hi = None
     if with_ci and n >= 2:
-        lo, hi = bootstrap_set_ci(_set_fn(metric, fake, real, protocol), n, n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
+        from javisbench.breakdown import set_metric_fn
+
+        # resamples use the metric's fast exact form: only the CI needs them
+        fn, _ = set_metric_fn(metric, np.arange(n), fake, real, protocol, n, fast=True)
+        lo, hi = bootstrap_set_ci(fn, n, n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
     return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(n), "n_failed": int(n_rows - n), "flags": flags}
 
 
