@@ -69,6 +69,17 @@ def cmd_ls(a: argparse.Namespace) -> int:
 
         for name, target in ENCODERS.items():
             print(f"{name:<16}{target}")
+    elif a.what == "benches":
+        from javisbench.benches import builtin_benches
+
+        print("JavisBench CSVs (pass the file): JavisBench.csv, JavisBench-mini.csv (prompts, 19 categories)")
+        for b in builtin_benches().values():
+            alias = f" (also {', '.join(b.aliases)})" if b.aliases else ""
+            print(f"{b.name}{alias}: {b.title}; folder bench, protocol {b.protocol}, metrics {', '.join(b.metrics)}")
+            if a.verbose:
+                print(f"    {b.description}")
+                for r in b.reported_in:
+                    print(f"    reported in: {r}")
     else:
         from javisbench.protocol import PROTOCOLS
 
@@ -102,16 +113,19 @@ def cmd_reference(a: argparse.Namespace) -> int:
     from javisbench.evaluate import plan_run
     from javisbench.reference import compute_reference, write_reference
 
-    cfg = EvalConfig(samples_dir=None, bench=Path(a.bench), metrics=["fvd", "fad"], device=a.device, weights_dir=a.weights_dir,
-                     cache_dir=a.cache_dir, batch_size=a.batch_size, reference_dir=Path(a.real_dir), limit=a.limit)
-    cfg.samples_dir = Path(a.real_dir)
+    cfg = EvalConfig(samples_dir=Path(a.real_dir), bench=Path(a.bench), metrics=["fvd", "fad"], device=a.device,
+                     weights_dir=a.weights_dir, cache_dir=a.cache_dir, batch_size=a.batch_size,
+                     reference_dir=Path(a.real_dir), limit=a.limit, protocol=a.protocol)
     plan = plan_run(cfg)
     feats = compute_reference(plan)
     if not feats:
         print("no reference features computed: " + "; ".join(plan.skipped.values()), file=sys.stderr)
         return 1
-    write_reference(feats, a.out)
-    print(f"wrote {a.out}: " + ", ".join(f"{k[0]} {v.shape}" for k, v in feats.items()))
+    for sid, msgs in plan.warnings.items():
+        for m in msgs:
+            print(f"warning: {sid}: {m}", file=sys.stderr)
+    write_reference(feats, a.out, protocol=plan.protocol)
+    print(f"wrote {a.out} (protocol {plan.protocol.name}): " + ", ".join(f"{k[0]} {v.shape}" for k, v in feats.items()))
     return 0
 
 
@@ -174,10 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("evaluate", help="score a folder of generated clips")
-    e.add_argument("samples_dir", nargs="?", help="folder with sample_0000.mp4 (+ .wav), one per manifest row")
-    e.add_argument("--bench", required=True, help="benchmark manifest (JavisBench CSV)")
+    e.add_argument("samples_dir", nargs="?", help="folder with sample_0000.mp4 (+ .wav), one per manifest row; "
+                   "for a folder bench, the clips themselves")
+    e.add_argument("--bench", required=True, help="benchmark manifest (JavisBench CSV), or a folder bench: "
+                   "landscape, aist++ or a YAML definition (see `javisbench ls benches`)")
     e.add_argument("--out", required=True, help="results JSON")
-    e.add_argument("--protocol", default="javisbench-official", help="javisbench-official (default) or javisbench-fixed")
+    e.add_argument("--protocol", default=None, help="javisbench-official (default; a folder bench names its own), "
+                   "javisbench-fixed, javisbench-mmdiffusion or mmdiffusion (see `javisbench ls protocols`)")
     e.add_argument("--metrics", nargs="+", default=None, help="metric keys (default: all); see `javisbench ls metrics`")
     e.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     e.add_argument("--weights-dir", type=Path, default=None, help="official checkpoints (env JAVISBENCH_WEIGHTS)")
@@ -208,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     ls = sub.add_parser("ls", help="list metrics, encoders or protocols")
-    ls.add_argument("what", choices=["metrics", "encoders", "protocols"])
+    ls.add_argument("what", choices=["metrics", "encoders", "protocols", "benches"])
     ls.add_argument("-v", "--verbose", action="store_true")
     ls.set_defaults(func=cmd_ls)
 
@@ -230,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs = r.add_subparsers(dest="ref_cmd", required=True)
     rb = rs.add_parser("build", help="compute reference features from real clips")
     rb.add_argument("real_dir")
-    rb.add_argument("--bench", required=True)
+    rb.add_argument("--bench", required=True, help="the bench CSV, or a folder bench (landscape, aist++, a YAML)")
+    rb.add_argument("--protocol", default=None, help="the protocol the evaluation will use (default: the bench's, "
+                    "else javisbench-official); recorded in the file")
     rb.add_argument("--out", required=True, help=".pt (official layout) or .npz")
     rb.add_argument("--device", default="cpu")
     rb.add_argument("--weights-dir", type=Path, default=None)

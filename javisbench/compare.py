@@ -11,6 +11,9 @@ Two rules decide whether a difference is *significant*:
   ``d_i = b_i - a_i``.  ``diff = mean(d)``, the CI is the percentile interval of the resampled
   means and ``significant`` is ``p < 1 - level``.  Per category, the same on the category's
   member samples (membership re-read from the bench manifest, checked against its sha256).
+* **unpaired bootstrap** (per-sample metrics on a *folder* bench such as Landscape, where the two
+  models' clips do not correspond): each run's values are resampled on their own and the CI is
+  that of ``mean(b) - mean(a)``; p-value and ``significant`` as for the paired test.
 * **CI overlap** (set metrics FVD/KVD/FAD, whose per-sample features are not in the results; and
   per-sample metrics when the pairing information is missing): ``diff = b - a`` of the two stored
   values, the interval is ``[b_lo - a_hi, b_hi - a_lo]`` (every difference compatible with both
@@ -44,6 +47,11 @@ def _major(results: dict[str, Any]) -> str:
 
 def _model(results: dict[str, Any]) -> str:
     return str((results.get("model") or {}).get("name", "unnamed"))
+
+
+def _unpaired(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Both runs are on a folder bench: no sample of A corresponds to a sample of B."""
+    return a["bench"].get("kind") == "folder" and b["bench"].get("kind") == "folder"
 
 
 def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -84,7 +92,7 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
             f"(manifest sha256 {str(ba.get('manifest_sha256'))[:12]}...), B ({_model(b)}) on {bb.get('name')} "
             f"(manifest sha256 {str(bb.get('manifest_sha256'))[:12]}...)"
         )
-    if ba.get("n_rows") != bb.get("n_rows"):
+    if ba.get("n_rows") != bb.get("n_rows") and not _unpaired(a, b):
         raise ValueError(
             f"cannot compare results on different sample sets of bench {ba.get('name')}: A ({_model(a)}) scored "
             f"{ba.get('n_rows')} rows, B ({_model(b)}) {bb.get('n_rows')} rows (was --limit used on one run?)"
@@ -136,6 +144,26 @@ def paired_cell(va: np.ndarray, vb: np.ndarray, higher_is_better: bool, n_boot: 
         "n_pairs": int(r["n"]), "n_dropped": int(r["n_dropped"]),
         "n_a": int(np.count_nonzero(~np.isnan(va))), "n_b": int(np.count_nonzero(~np.isnan(vb))),
         **({"flags": ["too-few"]} if r["n"] < 2 else {}),
+    }
+
+
+def unpaired_cell(va: np.ndarray, vb: np.ndarray, higher_is_better: bool, n_boot: int, level: float,
+                  seed: int) -> dict[str, Any]:
+    """Unpaired-bootstrap comparison of two models' per-sample values (folder benches)."""
+    from metrics.bootstrap import unpaired_bootstrap_diff
+
+    r = unpaired_bootstrap_diff(vb, va, n_boot=n_boot, level=level, seed=seed)   # mean(b) - mean(a)
+    diff = _num(r["diff"])
+    sig = bool(r["significant"]) and diff is not None
+    a_vals, b_vals = np.asarray(va, np.float64), np.asarray(vb, np.float64)
+    a_ok, b_ok = a_vals[~np.isnan(a_vals)], b_vals[~np.isnan(b_vals)]
+    return {
+        "method": "unpaired-bootstrap",
+        "a": _num(a_ok.mean()) if a_ok.size else None, "b": _num(b_ok.mean()) if b_ok.size else None,
+        "diff": diff, "ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]), "p_value": _num(r["p_value"]),
+        "significant": sig, "better": _better(diff, sig, higher_is_better),
+        "n_pairs": None, "n_dropped": None, "n_a": int(a_ok.size), "n_b": int(b_ok.size),
+        **({"flags": ["too-few"]} if min(a_ok.size, b_ok.size) < 2 else {}),
     }
 
 
@@ -292,7 +320,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
 
     # samples by id: B's order does not matter
     ids = sorted(set(pa) | set(pb))
-    if paired_keys:
+    if paired_keys and not _unpaired(a, b):
         only = sorted(set(pa) ^ set(pb))
         if only:
             notes.append(f"{len(only)} sample id(s) present in only one run's per_sample (e.g. {only[0]}): "
@@ -310,8 +338,14 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
         return {"title": meta.get(k, {}).get("title", k), "kind": kind(k), "higher_is_better": hib(k), **cell}
 
     metrics_out: dict[str, Any] = {}
+    unpaired = _unpaired(a, b)
+    if unpaired and paired_keys:
+        notes.append(f"bench {a['bench'].get('name')} is a folder bench (no prompts, no sample of A matches a sample "
+                     "of B): per-sample metrics are compared with an unpaired bootstrap")
     for k in keys:
-        if k in paired_keys:
+        if unpaired and k in paired_keys:
+            cell = unpaired_cell(values(pa, k, sorted(pa)), values(pb, k, sorted(pb)), hib(k), n_boot, level, seed)
+        elif k in paired_keys:
             cell = paired_cell(values(pa, k, ids), values(pb, k, ids), hib(k), n_boot, level, seed)
         else:
             cell = overlap_cell(a["overall"][k], b["overall"][k], hib(k))
@@ -403,8 +437,10 @@ def render_comparison(c: dict[str, Any]) -> str:
     """Readable terminal tables: overall (A, B, B−A, CI, p, verdict), then per aspect the B−A per category."""
     na, nb = c["a"]["model"].get("name", "A"), c["b"]["model"].get("name", "B")
     pct = int(round(c["level"] * 100))
+    unpaired = any(m.get("method") == "unpaired-bootstrap" for m in c["metrics"].values())
+    kind = "unpaired-bootstrap" if unpaired else "paired-bootstrap"
     out = [f"B = {nb}  vs  A = {na}   on {c['bench']['name']} ({c['bench']['n_rows']} rows), protocol "
-           f"{c['protocol']['name']} v{c['protocol']['version']}; {c['n_boot']} paired-bootstrap resamples, seed {c['seed']}"]
+           f"{c['protocol']['name']} v{c['protocol']['version']}; {c['n_boot']} {kind} resamples, seed {c['seed']}"]
     rows = []
     for k, m in c["metrics"].items():
         arrow = "↑" if m["higher_is_better"] else "↓"
@@ -448,8 +484,8 @@ def render_comparison(c: dict[str, Any]) -> str:
     for label, items in (("B significantly better", s.get("b_better", [])), ("B significantly worse", s.get("b_worse", []))):
         where = [f"{e['metric']}@{e['aspect']}/{e['category']}" if e["aspect"] else f"{e['metric']} (overall)" for e in items]
         out.append(f"{label} ({len(items)}): " + (", ".join(where) if where else "none"))
-    out.append(f"▲/▼ = B significantly better/worse at {pct}% (paired bootstrap; set metrics and unpaired cells: "
-               "non-overlapping CIs, a conservative rule); no multiple-comparison correction")
+    out.append(f"▲/▼ = B significantly better/worse at {pct}% ({kind.replace('-', ' ')}; set metrics and cells without "
+               "per-sample values: non-overlapping CIs, a conservative rule); no multiple-comparison correction")
     for note in c.get("notes", []):
         out.append(f"note: {note}")
     return "\n".join(out)

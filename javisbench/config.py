@@ -13,9 +13,9 @@ def default_workers() -> int:
 @dataclass
 class EvalConfig:
     samples_dir: Path | None              # sample_XXXX.mp4 (+ .wav); None: pred_video_path column
-    bench: Path                           # manifest CSV
+    bench: Path                           # manifest CSV, or a folder bench (built-in name or YAML)
     out: Path | None = None               # results JSON
-    protocol: str = "javisbench-official"
+    protocol: str | None = None           # None: the bench's protocol (folder benches), else javisbench-official
     metrics: list[str] | None = None      # None: all
     device: str = "cpu"
     weights_dir: Path | None = None

@@ -49,6 +49,7 @@ class Plan:
     warnings: dict[str, list[str]] = field(default_factory=dict)
     unofficial_weights: dict[str, str] = field(default_factory=dict)   # encoder:file -> why
     timing: dict[str, Any] = field(default_factory=dict)
+    bench_def: Any = None                          # javisbench.benches.FolderBench for a folder bench
 
     def fail(self, sample_id: str, stage: str, message: str) -> None:
         self.failures.setdefault(sample_id, {})[stage] = message
@@ -105,6 +106,18 @@ def select_rows(manifest: Manifest, tax: Any, labels: Any, where: str | None, su
     return dataclasses.replace(manifest, rows=rows), (None if labels is None else labels.subset(pos))
 
 
+def load_bench(bench: str | Path, samples_dir: str | Path | None, limit: int | None = None) -> tuple[Manifest, Any]:
+    """``(manifest, folder bench definition or None)`` for ``--bench``: a JavisBench-style CSV, or a
+    folder bench (a built-in name such as ``landscape`` or a YAML definition) whose rows are the
+    video files of ``samples_dir``."""
+    from javisbench.benches import find_bench, folder_manifest
+
+    bench_def = find_bench(bench)
+    if bench_def is not None:
+        return folder_manifest(bench_def, samples_dir, limit), bench_def
+    return load_manifest(bench, limit=limit), None
+
+
 def check_device(device: str) -> None:
     """Fail before any work when the requested device does not exist."""
     if device == "cpu":
@@ -122,17 +135,24 @@ def check_device(device: str) -> None:
 
 def plan_run(cfg: EvalConfig) -> Plan:
     check_device(cfg.device)
-    protocol = get_protocol(cfg.protocol)
+    if cfg.protocol:
+        get_protocol(cfg.protocol)        # a misspelt name fails before any file is read
+    manifest, bench_def = load_bench(cfg.bench, cfg.samples_dir, cfg.limit)
+    protocol = get_protocol(cfg.protocol or (bench_def.protocol if bench_def else "javisbench-official"))
     if cfg.seed is not None:
         protocol = protocol.replace(seed=int(cfg.seed))
-    manifest = load_manifest(cfg.bench, limit=cfg.limit)
     tax, labels = load_labels(manifest, cfg.taxonomy)
     manifest, labels = select_rows(manifest, tax, labels, cfg.where, cfg.subset, cfg.subset_seed)
-    samples = resolve_samples(manifest, cfg.samples_dir)
-    metrics = select_metrics(cfg.metrics)
+    samples = resolve_samples(manifest, None if bench_def else cfg.samples_dir)
+    metrics = select_metrics(cfg.metrics or (list(bench_def.metrics) if bench_def else None))
+    if bench_def is not None:
+        texty = [m.key for m in metrics if m.needs_text]
+        if texty:
+            raise ValueError(f"bench {bench_def.name} has no prompts, so {', '.join(texty)} cannot be computed; "
+                             f"its default metrics are {', '.join(bench_def.metrics)}")
     weights_dir = resolve_weights_dir(cfg.weights_dir)
     store = FeatureStore(cfg.cache_dir)
-    plan = Plan(cfg, protocol, manifest, samples, metrics, {}, {}, weights_dir, store, labels, tax)
+    plan = Plan(cfg, protocol, manifest, samples, metrics, {}, {}, weights_dir, store, labels, tax, bench_def=bench_def)
     for s in samples:
         if s.problem:
             plan.fail(s.sample_id, "input", s.problem)
@@ -363,7 +383,11 @@ def load_reference_file(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
 def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], str | None]:
     cfg = plan.config
     if cfg.reference:
-        return load_reference_file(cfg.reference), None
+        from javisbench.reference import check_reference_protocol
+
+        ref = load_reference_file(cfg.reference)
+        check_reference_protocol(cfg.reference, plan.protocol)
+        return ref, None
     if cfg.reference_dir:
         from javisbench.reference import compute_reference
 

@@ -27,6 +27,13 @@ class Protocol:
     fvd_frames: int = 16                 # linspace frames over the whole clip (official README today: 24)
     image_size: int = 224                # letterbox size
     fvd_uint8_remap: bool = True         # quirk: uint8(clamp((x+1)*127.5)) on [0,1] frames -> [127,255]
+    # ---- FVD / KVD / FAD loader: "vanilla" (linspace frames over the whole clip, first 4 s of audio)
+    # or "mmdiffusion" (the MM-Diffusion loader: the clip's first window of mmdiff_clip_s seconds) ----
+    fvd_mode: Literal["vanilla", "mmdiffusion"] = "vanilla"
+    mmdiff_clip_s: float = 1.6           # window length; int(mmdiff_fps * mmdiff_clip_s) frames
+    mmdiff_fps: float = 24.0             # frame rate the video is resampled to (torchvision VideoClips rule)
+    mmdiff_size: int = 224               # loader letterbox (bicubic resize + zero pad); I3D then resizes to 224
+    mmdiff_audio_sr: int = 16000         # moviepy reader rate: ffmpeg libswresample, 16-bit samples, channel 0
     # ---- Fréchet / kernel statistics ----------------------------------------------------------
     fd_variant: Literal["official-f32-svd", "f64-sqrtm"] = "official-f32-svd"
     kvd_variant: Literal["official-centred-single", "subsets"] = "official-centred-single"
@@ -113,7 +120,37 @@ FIXED = Protocol(
     cavp_chunk_borders=False,
 )
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED)}
+MMDIFFUSION_JAVISBENCH = OFFICIAL.replace(
+    name="javisbench-mmdiffusion",
+    description="The original tool's --fvd_mode mmdiffusion for FVD/KVD/FAD (MM-Diffusion's loader with the "
+    "tool's defaults: 1.6 s windows, 38 frames at 24 fps letterboxed to 224, 16 kHz audio); every other "
+    "metric as javisbench-official. For the legacy closed-set benches (Landscape, AIST++).",
+    fvd_mode="mmdiffusion",
+    fvd_uint8_remap=False,
+)
+
+MMDIFFUSION = MMDIFFUSION_JAVISBENCH.replace(
+    name="mmdiffusion",
+    description="MM-Diffusion's own evaluator for FVD/KVD/FAD: 1.6 s windows, 16 frames at 10 fps letterboxed "
+    "to 64 then resized to 224 for I3D, 44.1 kHz audio; every other metric as javisbench-official.",
+    mmdiff_fps=10.0,
+    mmdiff_size=64,
+    mmdiff_audio_sr=44100,
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED, MMDIFFUSION_JAVISBENCH, MMDIFFUSION)}
+
+#: the protocol values the I3D / AudioCLIP reference features depend on (checked when a
+#: reference file records them, so a reference built under one loader is never used under another)
+REFERENCE_FIELDS = ("decode_color_matrix", "decode_apply_rotation", "fvd_frames", "image_size", "fvd_uint8_remap",
+                    "fvd_mode", "mmdiff_clip_s", "mmdiff_fps", "mmdiff_size", "mmdiff_audio_sr", "audio_sr",
+                    "max_audio_len_s", "resample")
+
+
+def reference_values(p: Protocol) -> dict[str, Any]:
+    """The values of :data:`REFERENCE_FIELDS` (what a reference file records about its protocol)."""
+    v = p.values()
+    return {k: v[k] for k in REFERENCE_FIELDS}
 
 
 def get_protocol(name: str) -> Protocol:

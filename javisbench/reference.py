@@ -11,6 +11,7 @@ refused) onto the CPU, and ``.npz`` files through ``numpy.load(allow_pickle=Fals
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,21 +72,75 @@ def read_reference(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
     return out
 
 
-def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Path) -> Path:
-    """Write the official layout: ``.pt`` (torch.save of float tensors) or ``.npz``."""
+def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Path, protocol: Any = None) -> Path:
+    """Write the official layout: ``.pt`` (torch.save of float tensors) or ``.npz``.
+
+    With ``protocol``, the values the features depend on (:func:`javisbench.protocol.reference_values`)
+    are recorded as a JSON string under ``'protocol'``: the original tool reads only ``'video'`` and
+    ``'audio'``, and :func:`check_reference_protocol` refuses the file under another loader.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: np.asarray(features[t], np.float32) for k, t in CACHE_LAYOUT.items() if t in features}
+    meta = None
+    if protocol is not None:
+        from javisbench.protocol import reference_values
+
+        meta = json.dumps({"name": protocol.name, "values": reference_values(protocol)}, sort_keys=True)
     tmp = path.with_name(path.name + ".part")
     if path.suffix == ".npz":
+        extra = {} if meta is None else {"protocol": np.array(meta)}
         with open(tmp, "wb") as f:
-            np.savez(f, **data)
+            np.savez(f, **data, **extra)
     else:
         import torch
 
-        torch.save({k: torch.from_numpy(v) for k, v in data.items()}, tmp)
+        obj: dict[str, Any] = {k: torch.from_numpy(v) for k, v in data.items()}
+        if meta is not None:
+            obj["protocol"] = meta
+        torch.save(obj, tmp)
     tmp.replace(path)
     return path
+
+
+def recorded_protocol(path: str | Path) -> dict[str, Any] | None:
+    """``{'name', 'values'}`` recorded by :func:`write_reference`, or None (e.g. a released cache)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            raw = str(z["protocol"]) if "protocol" in z.files else None
+    else:
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        raw = obj.get("protocol") if isinstance(obj, dict) else None
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+    except (TypeError, ValueError):
+        raise ReferenceError(f"{path}: the 'protocol' entry is not the JSON this tool writes: {str(raw)[:80]!r}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("values"), dict):
+        raise ReferenceError(f"{path}: the 'protocol' entry has no 'values' mapping")
+    return meta
+
+
+def check_reference_protocol(path: str | Path, protocol: Any) -> None:
+    """Refuse a reference whose recorded feature-relevant protocol values differ from ``protocol``'s."""
+    from javisbench.protocol import reference_values
+
+    meta = recorded_protocol(path)
+    if meta is None:
+        return
+    want = reference_values(protocol)
+    got = meta["values"]
+    diff = [f"{k}: file {got.get(k)!r}, run {v!r}" for k, v in want.items() if k in got and got[k] != v]
+    if diff:
+        raise ReferenceError(
+            f"{path} was built under protocol {meta.get('name')!r}, whose features differ from this run's "
+            f"({protocol.name!r}): " + "; ".join(diff) + ". Rebuild it with `javisbench reference build "
+            f"--protocol {protocol.name}` or run with --protocol {meta.get('name')}"
+        )
 
 
 def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:

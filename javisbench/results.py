@@ -148,6 +148,7 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
         "protocol": {"name": p.name, "version": p.version, "fingerprint": p.fingerprint, "values": p.values()},
         "bench": {
             "name": plan.manifest.name,
+            "kind": "folder" if plan.bench_def is not None else "csv",
             "path": str(plan.manifest.path.resolve()),
             "manifest_sha256": plan.manifest.sha256,
             "n_rows": len(rows),

@@ -31,6 +31,7 @@ class Metric:
     higher_is_better: bool
     description: str
     official: bool = True                   # one of the 16 keys of the original tool
+    needs_text: bool = False                # reads the prompt (not available on unconditional benches)
     sample_fn: SampleFn | None = None
     set_feature: tuple[str, str] | None = None    # (encoder id, feature name) for set metrics
     set_fn: SetFn | None = None
@@ -169,26 +170,26 @@ _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of Au
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
 _VR = ("VideoReward/", "Qwen2-VL-2B-Instruct/")  # folders: hub snapshots
 _add(Metric("visual_quality", "Visual quality", ("videoreward",), "sample", True,
-            "VideoReward VQ logit (raw, as the original reports it)", weights=_VR,
+            "VideoReward VQ logit (raw, as the original reports it)", needs_text=True, weights=_VR,
             sample_fn=lambda f, p: float(f["videoreward"]["raw"][0]), quirks=("raw logits, not VideoReward's normalised scores",)))
 _add(Metric("motion_quality", "Motion quality", ("videoreward",), "sample", True,
-            "VideoReward MQ logit (raw, as the original reports it)", weights=_VR,
+            "VideoReward MQ logit (raw, as the original reports it)", needs_text=True, weights=_VR,
             sample_fn=lambda f, p: float(f["videoreward"]["raw"][1]), quirks=("raw logits, not VideoReward's normalised scores",)))
 _add(Metric("visual_quality_norm", "Visual quality (normalised)", ("videoreward",), "sample", True,
             "VideoReward VQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
-            weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][0])))
+            needs_text=True, weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][0])))
 _add(Metric("motion_quality_norm", "Motion quality (normalised)", ("videoreward",), "sample", True,
             "VideoReward MQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
-            weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][1])))
+            needs_text=True, weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][1])))
 _add(Metric("audio_quality", "Audio quality", ("audiobox",), "sample", True,
             "Audiobox-Aesthetics: mean of CE, CU, PC, PQ (first 4 s; 10 s windows)",
             sample_fn=lambda f, p: float(np.mean(np.asarray(f["audiobox"]["axes"], np.float64))),
             weights=("audiobox-aesthetics/",),
             quirks=("wrong-axis resampler for non-16 kHz audio", "zero padding counted as valid audio")))
 _add(Metric("ib_tv", "ImageBind text-video", ("imagebind",), "sample", True, "cosine of ImageBind text (video prompt) and video embeddings",
-            sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
+            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
 _add(Metric("ib_ta", "ImageBind text-audio", ("imagebind",), "sample", True, "cosine of ImageBind text (audio prompt) and audio embeddings",
-            sample_fn=lambda f, p: _cos(f["imagebind"]["text_audio"], f["imagebind"]["audio"]), weights=("imagebind_huge.pth",),
+            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_audio"], f["imagebind"]["audio"]), weights=("imagebind_huge.pth",),
             quirks=("kaldi fbank on the left channel only",)))
 _add(Metric("ib_av", "ImageBind audio-video", ("imagebind",), "sample", True, "cosine of ImageBind audio and video embeddings",
             sample_fn=lambda f, p: _cos(f["imagebind"]["audio"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
@@ -198,9 +199,9 @@ _add(Metric("javis_score", "JavisScore", ("imagebind-avh",), "sample", True,
             "mean over 2 s windows of the bottom-40% frame-audio ImageBind cosines",
             sample_fn=_javis, weights=("imagebind_huge.pth",), quirks=("window drift when fps·0.5 s is not an integer",)))
 _add(Metric("clip_score", "CLIP score", ("clip",), "sample", True, "mean over 48 frames of cos(CLIP ViT-B/32 frame, video prompt)",
-            sample_fn=_clip_score, weights=("ViT-B-32.pt",), quirks=("CLIP sees BGR frames",)))
+            needs_text=True, sample_fn=_clip_score, weights=("ViT-B-32.pt",), quirks=("CLIP sees BGR frames",)))
 _add(Metric("clap_score", "CLAP score", ("clap",), "sample", True, "cos(CLAP text (audio prompt), CLAP audio), HTSAT unfused",
-            sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]), weights=("clap-htsat-unfused/",),
+            needs_text=True, sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]), weights=("clap-htsat-unfused/",),
             quirks=("clips ≤10 s zero-padded (padding=True overrides repeat-pad)",)))
 _add(Metric("cavp_score", "CAVP score", ("cavp",), "sample", True,
             "mean over 4 steps per second of cos(CAVP video, CAVP spectrogram), Diff-Foley stage 1",

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from javisbench.manifest import ManifestError, extra_sample_files, load_manifest, resolve_samples
+from javisbench.manifest import ManifestError, extra_sample_files, resolve_samples
 
 
 @dataclass
@@ -29,12 +29,19 @@ class ValidationReport:
 
 def validate(bench: Path, samples_dir: Path | None, limit: int | None = None, taxonomy: str | None = None,
              probe: bool = True) -> ValidationReport:
+    from javisbench.benches import BenchError
+    from javisbench.evaluate import load_bench
+
     rep = ValidationReport()
     try:
-        manifest = load_manifest(bench, limit=limit)
-    except ManifestError as e:
+        manifest, bench_def = load_bench(bench, samples_dir, limit=limit)
+    except (ManifestError, BenchError) as e:
         rep.errors.append(str(e))
         return rep
+    if bench_def is not None:
+        rep.info.append(f"folder bench {bench_def.name}: {len(manifest)} video files under {samples_dir}, "
+                        f"protocol {bench_def.protocol}")
+        samples_dir = None     # rows carry their files
     rep.info.append(f"manifest {manifest.path}: {len(manifest)} rows, columns {', '.join(manifest.columns)}")
     if manifest.has_labels:
         from javisbench.evaluate import load_labels

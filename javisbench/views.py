@@ -446,3 +446,140 @@ def librosa_load_like(
         if pad and y.shape[0] < n:
             y = np.pad(y, (0, n - y.shape[0]))
     return y[None, :].astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the MM-Diffusion loader (FVD/KVD/FAD under fvd_mode="mmdiffusion")
+# ---------------------------------------------------------------------------------------------
+def videoclips_resample(n_frames: int, fps: float, target_fps: float) -> np.ndarray:
+    """Native frame indices kept when torchvision's ``VideoClips`` resamples a video to ``target_fps``.
+
+    ``total = floor(n_frames * target/fps)``; with ``step = fps/target`` an integer the indices are
+    ``0, step, 2*step, ...`` (a slice over all ``n_frames``), otherwise
+    ``floor(float32(i) * float32(step))`` for ``i < total``.
+    """
+    n_frames = _positive_int(n_frames, "n_frames")
+    if not (fps > 0 and target_fps > 0):
+        raise ValueError(f"fps: expected positive frame rates, got fps={fps!r}, target_fps={target_fps!r}")
+    step = float(fps) / float(target_fps)
+    if step.is_integer():
+        return np.arange(0, n_frames, int(step), dtype=np.int64)
+    total = int(math.floor(n_frames * (float(target_fps) / float(fps))))
+    return np.floor(np.arange(total, dtype=np.float32) * np.float32(step)).astype(np.int64)
+
+
+def mmdiff_window(n_frames: int, fps: float, target_fps: float, clip_s: float) -> np.ndarray:
+    """Native indices of the first ``int(target_fps*clip_s)``-frame clip of a resampled video.
+
+    ``VideoClips`` (one-frame stride) yields no clip at all for a video with fewer resampled frames,
+    so such a video never reaches the original's statistics: here it is an error for that sample.
+
+    The original enumerates *every* window of a clip at a one-frame stride and its dataset shuffles
+    them without a seed; this tool scores the first window of each clip: deterministic, one feature
+    row per clip, paired with the reference row of the same index.  For a clip exactly one window
+    long (MM-Diffusion's 16 frames at 10 fps) the two are the same set.
+    """
+    length = int(target_fps * clip_s)
+    if length < 1:
+        raise ValueError(f"clip_s: {clip_s!r} s at {target_fps!r} fps is less than one frame")
+    idx = videoclips_resample(n_frames, fps, target_fps)
+    if idx.size < length:
+        raise ValueError(
+            f"too short for a {clip_s:g} s window: {n_frames} frames at {fps:g} fps give {idx.size} frames at "
+            f"{target_fps:g} fps, the loader needs {length} (the original loader drops such a video)"
+        )
+    return idx[:length]
+
+
+def letterbox_bicubic_u8(frames: np.ndarray, size: int) -> np.ndarray:
+    """MM-Diffusion's ``process_video`` on uint8 frames: (T, 3, size, size) uint8.
+
+    ``ratio = min(size/h, size/w)``, new sides ``int(side*ratio)``; torchvision ``Resize`` (bicubic,
+    antialias, on the uint8 tensor: float maths, rounded and clamped back to uint8) when the size
+    changes; zero padding ``(size-new)//2`` before and the rest after.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    frames = _check_frames(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames: expected uint8, got {frames.dtype}")
+    size = _positive_int(size, "size")
+    t, h, w, _ = frames.shape
+    ratio = min(float(size) / h, float(size) / w)
+    new_h, new_w = int(h * ratio), int(w * ratio)
+    if new_h < 1 or new_w < 1:
+        raise ValueError(f"frames: aspect ratio too extreme for a {size} letterbox (got {h}x{w})")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    if (new_h, new_w) != (h, w):
+        with torch.inference_mode():
+            y = F.interpolate(x.to(torch.float32), size=(new_h, new_w), mode="bicubic", align_corners=False,
+                              antialias=True)
+            x = y.round_().clamp_(0, 255).to(torch.uint8)
+    out = np.zeros((t, 3, size, size), np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[:, :, top:top + new_h, left:left + new_w] = x.numpy()
+    return out
+
+
+def unit_roundtrip_u8(x: np.ndarray) -> np.ndarray:
+    """The loader's ``u8/127.5 - 1`` followed by the evaluator's ``uint8(clamp((y+1)*127.5))`` in float32.
+
+    The cast truncates, so a value whose round trip lands a hair below the integer loses 1.
+    """
+    y = np.asarray(x, np.uint8).astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    return np.clip((y + np.float32(1.0)) * np.float32(127.5), 0, 255).astype(np.uint8)
+
+
+def mmdiff_video(frames: np.ndarray, fps: float, target_fps: float, clip_s: float, size: int) -> tuple[np.ndarray, float]:
+    """The I3D input of the MM-Diffusion loader and the end time (s) of its window.
+
+    Returns ``(uint8 (L, 3, size, size), end_s)`` with ``end_s = (last native index + 1) / fps``:
+    the loader cuts the audio to the same span.
+    """
+    frames = _check_frames(frames)
+    idx = mmdiff_window(frames.shape[0], fps, target_fps, clip_s)
+    video = unit_roundtrip_u8(letterbox_bicubic_u8(frames[idx], size))
+    return video, float((int(idx[-1]) + 1) / float(fps))
+
+
+_LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+def swr_s16(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """What ffmpeg hands moviepy for ``-ar target_sr -ac 2 -f s16le``, as floats: (2, M) float32.
+
+    Resampling, up/down-mixing (mono reaches both channels at -3 dB) and the 16-bit conversion
+    are done by libswresample itself (PyAV's ``AudioResampler``, default options); values are
+    ``int16 / 32768`` as moviepy's ``to_soundarray`` returns them.
+    """
+    import av
+
+    audio = _check_audio(audio)
+    c = audio.shape[0]
+    layout = _LAYOUTS.get(c) or av.AudioLayout(c).name
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, np.float32), format="fltp", layout=layout)
+    frame.sample_rate = int(sr)
+    resampler = av.AudioResampler(format="s16", layout="stereo", rate=int(target_sr))
+    chunks = resampler.resample(frame) + resampler.resample(None)
+    if not chunks:
+        return np.zeros((2, 0), np.float32)
+    inter = np.concatenate([ch.to_ndarray().reshape(-1) for ch in chunks])
+    return np.ascontiguousarray(inter.reshape(-1, 2).T.astype(np.float32) / np.float32(32768.0))
+
+
+def moviepy_sample_count(end_s: float, sr: int) -> int:
+    """Samples in moviepy's ``subclip(0, end_s).to_soundarray(fps=sr)``: ``len(arange(0, end_s, 1/sr))``."""
+    return int(np.arange(0, float(end_s), 1.0 / int(sr)).size)
+
+
+def mmdiff_audio(audio: np.ndarray, sr: int, target_sr: int, end_s: float, clip_s: float) -> np.ndarray:
+    """The loader's audio for the window ``[0, end_s)``: (int(target_sr*clip_s),) float32.
+
+    ffmpeg/moviepy read (:func:`swr_s16`), channel 0, the window's samples, then zero padding
+    (or truncation) to ``int(target_sr*clip_s)`` samples.
+    """
+    n_out = int(target_sr * clip_s)
+    x = swr_s16(audio, sr, target_sr)[0]
+    x = x[:min(moviepy_sample_count(end_s, target_sr), n_out)]
+    return fixed_length(x, n_out)

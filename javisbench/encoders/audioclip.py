@@ -251,7 +251,10 @@ class AudioCLIPEncoder(Encoder):
     ``prepare`` -> ``{"audio": float32 (N,)}``: the clip's audio, mono (channel mean), resampled
     to ``protocol.audio_sr`` when needed (``protocol.resample``), then truncated or zero-padded to
     ``N = int(protocol.audio_sr * protocol.max_audio_len_s)`` samples (librosa reader
-    semantics of the official code).  ``encode`` -> ``{"embedding": (1024,)}``, un-normalised.
+    semantics of the official code); under ``fvd_mode="mmdiffusion"`` the loader's window audio
+    (``views.mmdiff_audio``: ffmpeg resampling to ``mmdiff_audio_sr``, 16-bit, channel 0, the video
+    window's span, zero-padded to ``int(mmdiff_audio_sr*mmdiff_clip_s)``).
+    ``encode`` -> ``{"embedding": (1024,)}``, un-normalised.
     """
 
     id = "audioclip"
@@ -265,7 +268,10 @@ class AudioCLIPEncoder(Encoder):
 
     @property
     def num_samples(self) -> int:
-        return int(self.protocol.max_audio_len_s * self.protocol.audio_sr)
+        p = self.protocol
+        if p.fvd_mode == "mmdiffusion":
+            return int(p.mmdiff_audio_sr * p.mmdiff_clip_s)
+        return int(p.max_audio_len_s * p.audio_sr)
 
     def load(self, weights_dir: Path) -> None:
         import torch
@@ -296,6 +302,18 @@ class AudioCLIPEncoder(Encoder):
             raise SampleError(f"sample {clip.sample_id}: audio has NaN/inf samples")
         from javisbench import views
 
+        p = self.protocol
+        if p.fvd_mode == "mmdiffusion":
+            # the MM-Diffusion loader: moviepy (ffmpeg) audio of the video window, channel 0
+            try:
+                if clip.frames.ndim != 4 or clip.frames.shape[0] == 0:
+                    raise ValueError(f"expected video frames to place the window, got shape {clip.frames.shape}")
+                idx = views.mmdiff_window(clip.frames.shape[0], clip.fps, p.mmdiff_fps, p.mmdiff_clip_s)
+                end_s = (int(idx[-1]) + 1) / float(clip.fps)
+                x = views.mmdiff_audio(audio, int(clip.sr), p.mmdiff_audio_sr, end_s, p.mmdiff_clip_s)
+            except ValueError as err:
+                raise SampleError(f"sample {clip.sample_id}: {err}") from None
+            return {"audio": np.ascontiguousarray(x, dtype=np.float32)}
         # the official librosa reader: channel mean, resample, truncate / zero-pad
         try:
             x = views.librosa_load_like(

@@ -211,7 +211,10 @@ class I3DEncoder(Encoder):
 
     ``prepare`` -> ``{"video": uint8 (T, 3, S, S)}`` from ``views.fvd_video`` (T =
     ``protocol.fvd_frames`` linspace frames, S = ``protocol.image_size`` letterbox, the
-    [127, 255] remap when ``protocol.fvd_uint8_remap``).  ``encode`` -> ``{"logits": (400,)}``.
+    [127, 255] remap when ``protocol.fvd_uint8_remap``), or under ``fvd_mode="mmdiffusion"``
+    from ``views.mmdiff_video`` (the first ``mmdiff_clip_s`` window at ``mmdiff_fps``, bicubic
+    letterbox to ``mmdiff_size``; ``fvd_input`` then resizes to 224).
+    ``encode`` -> ``{"logits": (400,)}``.
     """
 
     id = "i3d"
@@ -221,9 +224,14 @@ class I3DEncoder(Encoder):
 
     def __init__(self, protocol: "Protocol", device: str = "cpu", batch_size: int = 8) -> None:
         super().__init__(protocol, device, batch_size)
-        if protocol.fvd_frames < MIN_FRAMES:
+        if protocol.fvd_mode == "mmdiffusion":
+            frames = int(protocol.mmdiff_fps * protocol.mmdiff_clip_s)
+            what = f"int(mmdiff_fps*mmdiff_clip_s)={frames}"
+        else:
+            frames, what = protocol.fvd_frames, f"fvd_frames={protocol.fvd_frames}"
+        if frames < MIN_FRAMES:
             raise ValueError(
-                f"protocol {protocol.name!r}: fvd_frames={protocol.fvd_frames}, but I3D needs at least "
+                f"protocol {protocol.name!r}: {what}, but I3D needs at least "
                 f"{MIN_FRAMES} frames (three stride-2 stages before a 2-frame average pool)"
             )
         self.model: "nn.Module | None" = None
@@ -245,13 +253,13 @@ class I3DEncoder(Encoder):
             )
         from javisbench import views
 
+        p = self.protocol
         try:
-            video = views.fvd_video(
-                clip.frames,
-                num_frames=self.protocol.fvd_frames,
-                size=self.protocol.image_size,
-                remap_127=self.protocol.fvd_uint8_remap,
-            )
+            if p.fvd_mode == "mmdiffusion":
+                video, _ = views.mmdiff_video(clip.frames, clip.fps, p.mmdiff_fps, p.mmdiff_clip_s, p.mmdiff_size)
+            else:
+                video = views.fvd_video(clip.frames, num_frames=p.fvd_frames, size=p.image_size,
+                                        remap_127=p.fvd_uint8_remap)
         except ValueError as err:
             raise SampleError(f"sample {clip.sample_id}: {err}") from None
         return {"video": np.ascontiguousarray(video, dtype=np.uint8)}

@@ -101,3 +101,35 @@ def test_paired_nan_and_length() -> None:
     assert r["n"] == 2 and r["n_dropped"] == 2 and r["diff"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="aligned"):
         paired_bootstrap_diff(np.ones(3), np.ones(4))
+
+
+# ---- unpaired bootstrap (folder benches) ---------------------------------------------------------------
+def test_unpaired_bootstrap_matches_naive_loop() -> None:
+    from metrics.bootstrap import unpaired_bootstrap_diff
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.3, 1.0, 17)
+    b = np.concatenate([rng.normal(0.0, 1.0, 11), [np.nan]])
+    r = unpaired_bootstrap_diff(a, b, n_boot=400, level=0.9, seed=3)
+    # the same draws, one resample at a time: a's 400 resamples first, then b's
+    g = np.random.default_rng(3)
+    ia = [g.integers(0, a.size, a.size) for _ in range(400)]
+    bb = b[~np.isnan(b)]
+    ib = [g.integers(0, bb.size, bb.size) for _ in range(400)]
+    naive = np.array([a[i].mean() - bb[j].mean() for i, j in zip(ia, ib)])
+    assert r["diff"] == pytest.approx(a.mean() - bb.mean(), abs=1e-15)
+    assert (r["n_a"], r["n_b"]) == (17, 11)
+    assert r["ci_low"] == pytest.approx(np.percentile(naive, 5), abs=1e-12)
+    assert r["ci_high"] == pytest.approx(np.percentile(naive, 95), abs=1e-12)
+
+
+def test_unpaired_bootstrap_properties() -> None:
+    from metrics.bootstrap import unpaired_bootstrap_diff
+
+    x = np.random.default_rng(0).normal(size=40)
+    same = unpaired_bootstrap_diff(x, x, n_boot=500)
+    assert same["diff"] == 0 and not same["significant"] and same["p_value"] > 0.5
+    shifted = unpaired_bootstrap_diff(x + 10, x[:25], n_boot=500)
+    assert shifted["significant"] and shifted["ci_low"] > 9 and shifted["p_value"] < 0.01
+    few = unpaired_bootstrap_diff(np.array([1.0]), x)
+    assert np.isnan(few["diff"]) and not few["significant"]
