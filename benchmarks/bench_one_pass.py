@@ -12,6 +12,7 @@ temporary weights dir, renders N synthetic 240p clips, then times:
 It prints samples/s, the ratios and the per-stage split (decode+prepare, encode per encoder).
 
     python benchmarks/bench_one_pass.py --n 8 --metrics fvd kvd fad clip_score clap_score av_align
+    python benchmarks/bench_one_pass.py --n 8 --metrics fvd kvd fad --protocol javisbench-mmdiffusion
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
 def _run(root: Path, samples: Path, manifest: Path, weights: Path, metrics: list[str], cache: Path, a: argparse.Namespace) -> tuple[float, dict]:
     cfg = EvalConfig(samples_dir=samples, bench=manifest, out=None, metrics=metrics, weights_dir=weights, cache_dir=cache,
                      reference_dir=samples if any(get_metric(m).kind == "set" for m in metrics) else None,
-                     batch_size=a.batch_size, workers=a.workers, device=a.device, progress=False)
+                     batch_size=a.batch_size, workers=a.workers, device=a.device, progress=False, protocol=a.protocol)
     t = time.perf_counter()
     r = evaluate(cfg)
     return time.perf_counter() - t, r
@@ -47,6 +48,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--duration", type=float, default=4.0, help="clip length in seconds")
     ap.add_argument("--skip-separate", action="store_true")
+    ap.add_argument("--protocol", default="javisbench-official",
+                    help="e.g. javisbench-mmdiffusion to time the MM-Diffusion loader for FVD/KVD/FAD")
     a = ap.parse_args()
 
     from reference_models.synthav import make_clip, write_clip, write_manifest

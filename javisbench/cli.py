@@ -174,7 +174,16 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
         for f in a.files:
             print(f"added {leaderboard.add(f, a.results_dir)}")
         return 0
-    print(f"wrote {leaderboard.build(a.results_dir, a.out)}")
+    if a.no_reported:
+        reported = None
+    elif a.reported_dir is not None:
+        reported = Path(a.reported_dir)
+        if not reported.is_dir():
+            raise ValueError(f"--reported-dir {reported} is not a folder")
+    else:   # the layout's default: reported/ beside results/
+        reported = Path(a.results_dir).resolve().parent / "reported"
+        reported = reported if reported.is_dir() else None
+    print(f"wrote {leaderboard.build(a.results_dir, a.out, reported_dir=reported)}")
     return 0
 
 
@@ -271,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("files", nargs="*", help="results files to add")
     lb.add_argument("--results-dir", default="leaderboard/results")
     lb.add_argument("--out", default="leaderboard/README.md")
+    lb.add_argument("--reported-dir", default=None, help="published tables (*.yaml) rendered after the measured "
+                    "ones, never ranked with them (default: reported/ beside the results folder, if present)")
+    lb.add_argument("--no-reported", action="store_true", help="measured results only")
     lb.set_defaults(func=cmd_leaderboard)
 
     c = sub.add_parser("compare", help="model B vs model A, per metric and category, paired bootstrap")

@@ -6,11 +6,17 @@ protocol (name + version + fingerprint) — results from different groups are ne
 together — and writes one Markdown table per group: a row per model, a column per metric with
 its direction, value ± CI half-width, the best value per column in bold, and ``skipped`` where a
 metric was not computed.
+
+``leaderboard/reported/*.yaml`` holds published tables (numbers as printed in the papers, one file
+per paper table and bench).  They are *reported*, not measured: each becomes its own section
+after the measured tables, ranked only within itself, never merged with measured results nor
+with another paper's table (papers re-score baselines with different evaluation code).
 """
 from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +77,153 @@ def build_tables(results: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def build(results_dir: str | Path, out: str | Path) -> Path:
-    """Read every results file under ``results_dir`` and write the Markdown tables to ``out``."""
-    files = sorted(Path(results_dir).glob("*.json"))
+# ---------------------------------------------------------------------------------------------
+# reported (published) tables
+# ---------------------------------------------------------------------------------------------
+#: columns of a reported table that describe the model rather than score it
+META_COLUMNS = ("family", "method", "size", "runtime")
+
+
+@dataclass(frozen=True)
+class ReportedTable:
+    source: str                                   # paper and table
+    bench: str
+    setting: str
+    note: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    higher_is_better: dict[str, bool]             # per metric column
+    path: Path
+
+    @property
+    def metric_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in META_COLUMNS]
+
+
+def load_reported(path: str | Path) -> ReportedTable:
+    """Read and check one published table (YAML: source, bench, columns, rows[, setting, note, directions]).
+
+    Metric columns are javisbench metric keys (direction from the metric table) or other keys whose
+    direction the file gives under ``directions`` (``higher`` / ``lower``).  Values are numbers or
+    null (the paper's "-").
+
+    Raises:
+        ValueError: naming the file (and row) and what was expected.
+    """
+    import yaml
+
+    from javisbench.suite import METRICS
+
+    path = Path(path)
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping with source, bench, columns, rows")
+    missing = [k for k in ("source", "bench", "columns", "rows") if not d.get(k)]
+    if missing:
+        raise ValueError(f"{path}: missing {', '.join(missing)}")
+    cols = tuple(str(c) for c in d["columns"])
+    if "method" not in cols:
+        raise ValueError(f"{path}: columns {list(cols)} have no 'method'")
+    directions = d.get("directions") or {}
+    hib: dict[str, bool] = {}
+    for c in cols:
+        if c in META_COLUMNS:
+            continue
+        if c in directions:
+            if directions[c] not in ("higher", "lower"):
+                raise ValueError(f"{path}: direction of {c!r} must be 'higher' or 'lower', got {directions[c]!r}")
+            hib[c] = directions[c] == "higher"
+        elif c in METRICS:
+            hib[c] = METRICS[c].higher_is_better
+        else:
+            raise ValueError(f"{path}: column {c!r} is neither a javisbench metric nor given a direction "
+                             "under 'directions'")
+    rows = []
+    for i, r in enumerate(d["rows"], start=1):
+        if not isinstance(r, list) or len(r) != len(cols):
+            raise ValueError(f"{path} row {i}: expected {len(cols)} values ({', '.join(cols)}), got {r!r}")
+        for c, v in zip(cols, r):
+            if c in hib and v is not None and _number(v) is None:
+                raise ValueError(f"{path} row {i}: {c} must be a number (or a number as printed, e.g. '0.800') "
+                                 f"or null, got {v!r}")
+        if not r[cols.index("method")]:
+            raise ValueError(f"{path} row {i}: empty method name")
+        rows.append(tuple(r))
+    return ReportedTable(source=str(d["source"]), bench=str(d["bench"]), setting=str(d.get("setting") or ""),
+                         note=str(d.get("note") or ""), columns=cols, rows=tuple(rows), higher_is_better=hib, path=path)
+
+
+def _number(v: Any) -> float | None:
+    """A reported value as a float: numbers, or text holding a number as the paper printed it."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        x = float(str(v))
+    except ValueError:
+        return None
+    return x if x == x else None
+
+
+def _fmt_reported(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def reported_tables(tables: list[ReportedTable]) -> str:
+    """Markdown: one section per published table, best value per column in bold within the table."""
+    if not tables:
+        return ""
+    out = ["## Reported in papers (not measured by javisbench)", "",
+           "Numbers as printed in each paper. They are never ranked with measured entries, and tables from "
+           "different papers are not comparable with each other (each paper ran its own evaluation code).", ""]
+    for t in sorted(tables, key=lambda t: (t.bench.lower(), t.source)):
+        out += [f"### {t.bench} — {t.source}", ""]
+        info = "; ".join(x for x in (t.setting, t.note) if x)
+        if info:
+            out += [info, ""]
+        metrics = t.metric_columns
+        best = {}
+        for c in metrics:
+            vals = [_number(r[t.columns.index(c)]) for r in t.rows if r[t.columns.index(c)] is not None]
+            if vals:
+                best[c] = max(vals) if t.higher_is_better[c] else min(vals)
+        head = [c for c in t.columns if c in META_COLUMNS] + [f"{c} {'↑' if t.higher_is_better[c] else '↓'}" for c in metrics]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for r in t.rows:
+            cells = [_fmt_reported(r[t.columns.index(c)]) for c in t.columns if c in META_COLUMNS]
+            for c in metrics:
+                v = r[t.columns.index(c)]
+                text = _fmt_reported(v)
+                is_best = v is not None and _number(v) == best.get(c) and len(t.rows) > 1
+                cells.append(f"**{text}**" if is_best else text)
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def build(results_dir: str | Path, out: str | Path, reported_dir: str | Path | None = None) -> Path:
+    """Read every results file under ``results_dir`` (and every published table under ``reported_dir``)
+    and write the Markdown tables to ``out``."""
+    files = sorted(Path(results_dir).glob("*.json")) if Path(results_dir).is_dir() else []
+    reported = [load_reported(f) for f in sorted(Path(reported_dir).glob("*.yaml"))] if reported_dir else []
+    if not files and not reported:
+        raise ValueError(f"no results files (*.json) in {results_dir}"
+                         + (f" and no published tables (*.yaml) in {reported_dir}" if reported_dir else ""))
+    text = build_tables([read_results(f) for f in files])
     if not files:
-        raise ValueError(f"no results files (*.json) in {results_dir}")
+        text += "\nNo measured results yet: add one with `javisbench leaderboard add results.json`.\n"
+    if reported:
+        text += "\n" + reported_tables(reported)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_tables([read_results(f) for f in files]) + "\n", encoding="utf-8")
+    out.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     return out
 
 

@@ -44,3 +44,66 @@ def test_build_groups_and_marks_the_best(demo_results: Path, tmp_path: Path) -> 
 
 def test_build_refuses_an_empty_folder(tmp_path: Path) -> None:
     assert main(["leaderboard", "build", "--results-dir", str(tmp_path), "--out", str(tmp_path / "x.md")]) == 2
+
+
+# ---- published (reported) tables ----------------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+REPORTED = REPO / "leaderboard" / "reported"
+
+
+def test_every_published_table_loads_and_keeps_the_printed_digits() -> None:
+    from javisbench.leaderboard import load_reported
+
+    tables = [load_reported(f) for f in sorted(REPORTED.glob("*.yaml"))]
+    assert {t.bench for t in tables} == {"JavisBench", "landscape", "aist++", "AVSync15", "VGGSound-SS"}
+    t2 = next(t for t in tables if t.source.startswith("JavisDiT (") and "Table 2" in t.source)
+    assert len(t2.rows) == 7 and t2.higher_is_better["fvd"] is False and t2.higher_is_better["javis_score"] is True
+    foley = next(r for r in t2.rows if r[1] == "FoleyCrafter")
+    assert foley[t2.columns.index("cavp_score")] == "0.800"         # as printed, trailing zero kept
+
+
+def test_reported_tables_render_apart_and_rank_within_themselves(demo_results: Path, tmp_path: Path) -> None:
+    lb = tmp_path / "lb" / "results"
+    assert main(["leaderboard", "add", str(demo_results / "clean.json"), "--results-dir", str(lb)]) == 0
+    out = tmp_path / "README.md"
+    assert main(["leaderboard", "build", "--results-dir", str(lb), "--out", str(out), "--reported-dir", str(REPORTED)]) == 0
+    text = out.read_text()
+    measured, reported = text.split("## Reported in papers")
+    assert "clean" in measured and "JavisDiT" not in measured        # never ranked with measured rows
+    sec = reported.split("### JavisBench — JavisDiT (arXiv 2503.23377), Table 2")[1].split("###")[0]
+    rows = {ln.split("|")[2].strip(): ln.split("|") for ln in sec.splitlines() if ln.startswith("| T")}
+    head = next(ln for ln in sec.splitlines() if ln.startswith("| family")).split("|")
+    col = {h.strip(): i for i, h in enumerate(head)}
+    assert rows["JavisDiT"][col["fvd ↓"]].strip() == "**203.2**"         # lowest FVD
+    assert rows["FoleyCrafter"][col["ib_av ↑"]].strip() == "**0.204**"   # highest AV-IB
+    assert rows["MM-Diffusion"][col["fvd ↓"]].strip() == "2311.9"
+    assert rows["ReWaS"][col["fvd ↓"]].strip() == "-"
+    # the two JavisBench tables of different papers stay separate sections
+    assert reported.count("### JavisBench — ") == 2
+    # --no-reported: measured results only
+    assert main(["leaderboard", "build", "--results-dir", str(lb), "--out", str(out), "--no-reported"]) == 0
+    assert "Reported in papers" not in out.read_text()
+
+
+def test_committed_leaderboard_is_generated(tmp_path: Path) -> None:
+    out = tmp_path / "README.md"
+    assert main(["leaderboard", "build", "--results-dir", str(REPO / "leaderboard" / "results"), "--out", str(out),
+                 "--reported-dir", str(REPORTED)]) == 0
+    assert out.read_text() == (REPO / "leaderboard" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("body,match", [
+    ("source: s\nbench: b\ncolumns: [method, fvd]\nrows:\n  - ['x', '1.0', '2.0']\n", "row 1: expected 2 values"),
+    ("source: s\nbench: b\ncolumns: [method, zzz]\nrows:\n  - ['x', '1.0']\n", "'zzz' is neither a javisbench metric"),
+    ("source: s\nbench: b\ncolumns: [method, fvd]\nrows:\n  - ['x', 'abc']\n", "row 1: fvd must be a number"),
+    ("source: s\nbench: b\ncolumns: [method, zzz]\ndirections: {zzz: up}\nrows:\n  - ['x', '1']\n", "must be 'higher' or 'lower'"),
+    ("bench: b\ncolumns: [method, fvd]\nrows:\n  - ['x', '1']\n", "missing source"),
+])
+def test_bad_published_tables_name_file_and_row(tmp_path: Path, capsys: pytest.CaptureFixture, body: str, match: str) -> None:
+    rep = tmp_path / "reported"
+    rep.mkdir()
+    (rep / "t.yaml").write_text(body)
+    rc = main(["leaderboard", "build", "--results-dir", str(tmp_path / "results"), "--out", str(tmp_path / "x.md"),
+               "--reported-dir", str(rep)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "t.yaml" in err and match in err
