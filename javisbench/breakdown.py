@@ -123,6 +123,8 @@ def labels_for_results(results: dict[str, Any], manifest: str | None = None) -> 
     from javisbench.manifest import load_manifest
 
     bench = results["bench"]
+    if bench.get("kind") == "folder":
+        raise ValueError(f"bench {bench.get('name')} is a folder bench: its clips carry no category labels")
     path = Path(manifest or bench["path"])
     if not path.is_file():
         raise ValueError(f"bench manifest {path} not found; pass --manifest with the CSV that was scored")

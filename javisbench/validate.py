@@ -51,7 +51,7 @@ def validate(bench: Path, samples_dir: Path | None, limit: int | None = None, ta
             rep.info.append(f"labels: taxonomy {tax.name} v{tax.version}, {tax.n_categories} categories")
         except ValueError as e:
             rep.errors.append(str(e))
-    else:
+    elif bench_def is None:
         rep.warnings.append("no cat{a}_ind columns: no per-category breakdown")
     try:
         samples = resolve_samples(manifest, samples_dir)

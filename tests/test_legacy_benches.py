@@ -323,3 +323,15 @@ def test_compare_on_a_folder_bench_is_unpaired(landscape: dict, capsys: pytest.C
     assert cell["diff"] == pytest.approx(cell["b"] - cell["a"])
     assert c["metrics"]["fvd"]["method"] == "ci-overlap"
     assert any("unpaired bootstrap" in n for n in c["notes"])
+
+
+def test_report_on_a_folder_bench(landscape: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    root = landscape["root"]
+    out = root / "av.json"
+    assert _run(landscape, "evaluate", str(root / "gen"), "--bench", "landscape", "--metrics", "av_align",
+                "--out", str(out), "--quiet") == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "landscape" in capsys.readouterr().out
+    assert main(["report", str(out), "--crosstab", "sound_type", "spatial"]) == 2
+    assert "folder bench: its clips carry no category labels" in capsys.readouterr().err

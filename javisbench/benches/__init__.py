@@ -31,7 +31,9 @@ class FolderBench:
     protocol: str                     # the protocol its published numbers use
     metrics: tuple[str, ...]          # default metrics (none of them needs a prompt)
     path: Path                        # the definition file
-    sha256: str                       # of the definition file: the bench's identity in results
+    sha256: str                       # of "folder-bench:<name>:<version>": the bench's identity in results
+                                      # (editing the description does not change it; bump the version
+                                      # when what a sample is changes)
     reported_in: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
 
@@ -80,7 +82,7 @@ def load_bench_definition(path: str | Path) -> FolderBench:
     return FolderBench(
         name=str(d["name"]), title=str(d.get("title", d["name"])), version=str(d.get("version", "1")),
         description=str(d.get("description", "")).strip(), protocol=str(d["protocol"]), metrics=tuple(metrics),
-        path=path, sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        path=path, sha256=hashlib.sha256(f"folder-bench:{d['name']}:{d.get('version', '1')}".encode()).hexdigest(),
         reported_in=tuple(str(x) for x in d.get("reported_in", []) or []),
         aliases=tuple(str(x) for x in d.get("aliases", []) or []),
     )
