@@ -197,11 +197,16 @@ def paired_bootstrap_diff(
         out.update(diff=float("nan"), ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"), significant=False)
         return out
     boot = _resampled_stats(d, int(n_boot), _rng(seed), np.mean)
+    out.update(_diff_test(float(d.mean()), boot, level))
+    return out
+
+
+def _diff_test(diff: float, boot: np.ndarray, level: float) -> dict[str, Any]:
+    """Percentile interval of resampled differences and the two-sided p-value of "no difference"."""
     lo, hi = _percentiles(boot, level)
     nb = boot.size
     p = min(1.0, 2.0 * min((np.count_nonzero(boot <= 0) + 1) / (nb + 1), (np.count_nonzero(boot >= 0) + 1) / (nb + 1)))
-    out.update(diff=float(d.mean()), ci_low=lo, ci_high=hi, p_value=float(p), significant=bool(p < 1.0 - float(level)))
-    return out
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "p_value": float(p), "significant": bool(p < 1.0 - float(level))}
 
 
 def unpaired_bootstrap_diff(
@@ -236,9 +241,5 @@ def unpaired_bootstrap_diff(
         return out
     rng = _rng(seed)
     boot = _resampled_stats(x, int(n_boot), rng, np.mean) - _resampled_stats(y, int(n_boot), rng, np.mean)
-    lo, hi = _percentiles(boot, level)
-    nb = boot.size
-    p = min(1.0, 2.0 * min((np.count_nonzero(boot <= 0) + 1) / (nb + 1), (np.count_nonzero(boot >= 0) + 1) / (nb + 1)))
-    out.update(diff=float(x.mean() - y.mean()), ci_low=lo, ci_high=hi, p_value=float(p),
-               significant=bool(p < 1.0 - float(level)))
+    out.update(_diff_test(float(x.mean() - y.mean()), boot, level))
     return out
