@@ -335,3 +335,54 @@ def test_report_on_a_folder_bench(landscape: dict, capsys: pytest.CaptureFixture
     assert "landscape" in capsys.readouterr().out
     assert main(["report", str(out), "--crosstab", "sound_type", "spatial"]) == 2
     assert "folder bench: its clips carry no category labels" in capsys.readouterr().err
+
+
+def _ffmpeg_binary() -> str | None:
+    import shutil
+
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@pytest.mark.parametrize("sr_in,channels", [(16000, 1), (44100, 2), (48000, 2)])
+def test_swr_matches_the_ffmpeg_command_moviepy_runs(tmp_path: Path, sr_in: int, channels: int) -> None:
+    """moviepy reads audio as ``ffmpeg -i F -vn -f s16le -acodec pcm_s16le -ar SR -ac 2 -``: compare bit for bit.
+    Skips without an ffmpeg binary (none is installed by the project; imageio-ffmpeg ships one)."""
+    import subprocess
+
+    from test_decode import write_mp4
+
+    from javisbench.decode import decode_sample
+
+    exe = _ffmpeg_binary()
+    if exe is None:
+        pytest.skip("no ffmpeg binary (PATH or imageio-ffmpeg)")
+    rng = np.random.default_rng(sr_in)
+    t = np.arange(2 * sr_in) / sr_in
+    audio = np.stack([0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.normal(size=t.size),
+                      0.2 * np.sin(2 * np.pi * 550 * t)])[:channels].astype(np.float32)
+    path = write_mp4(tmp_path / "a.mp4", n_frames=48, fps=24, w=64, h=48, audio=audio, sr=sr_in)
+    clip = decode_sample(path)
+    for sr_out in (16000, 44100):
+        raw = subprocess.run([exe, "-i", str(path), "-vn", "-loglevel", "error", "-f", "s16le", "-acodec", "pcm_s16le",
+                              "-ar", str(sr_out), "-ac", "2", "-"], capture_output=True, check=True, timeout=120).stdout
+        ref = np.frombuffer(raw, np.int16).reshape(-1, 2).T.astype(np.float32) / np.float32(32768)
+        np.testing.assert_array_equal(V.swr_s16(clip.audio, clip.sr, sr_out), ref)
+
+
+@pytest.mark.parametrize("name", ["clip_00", "edge_5p3s_30fps"])
+def test_one_decode_serves_the_torchvision_loader(name: str) -> None:
+    """torchvision's ``read_video`` (PyAV backend, as VideoClips reads) converts with ``to_rgb()``:
+    the same pixels as the shared decode, so the MM-Diffusion view needs no second decode."""
+    from javisbench.decode import decode_sample
+
+    path = GOLDEN / "inputs" / f"{name}.mp4"
+    with av.open(str(path)) as c:
+        tv = np.stack([f.to_rgb().to_ndarray() for f in c.decode(video=0)])
+    np.testing.assert_array_equal(decode_sample(path, GOLDEN / "inputs" / f"{name}.wav").frames, tv)
