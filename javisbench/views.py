@@ -568,9 +568,21 @@ def swr_s16(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     return np.ascontiguousarray(inter.reshape(-1, 2).T.astype(np.float32) / np.float32(32768.0))
 
 
+#: moviepy 1.0.3's ``to_soundarray`` buffer: longer clips are read in chunks
+MOVIEPY_BUFFERSIZE = 50000
+
+
 def moviepy_sample_count(end_s: float, sr: int) -> int:
-    """Samples in moviepy's ``subclip(0, end_s).to_soundarray(fps=sr)``: ``len(arange(0, end_s, 1/sr))``."""
-    return int(np.arange(0, float(end_s), 1.0 / int(sr)).size)
+    """Samples in moviepy's ``subclip(0, end_s).to_soundarray(fps=sr)`` (moviepy 1.0.3).
+
+    Up to ``50000 / sr`` seconds it evaluates ``arange(0, end_s, 1/sr)`` in one go (so
+    ``ceil(end_s*sr)`` samples); a longer clip goes through ``iter_chunks``, which yields
+    ``int(sr*end_s)`` samples.  The sample at time ``t`` is ``round(sr*t)``: samples 0, 1, ...
+    """
+    sr = int(sr)
+    if float(end_s) > MOVIEPY_BUFFERSIZE / sr:
+        return int(sr * float(end_s))
+    return int(np.arange(0, float(end_s), 1.0 / sr).size)
 
 
 def mmdiff_audio(audio: np.ndarray, sr: int, target_sr: int, end_s: float, clip_s: float) -> np.ndarray:

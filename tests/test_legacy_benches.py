@@ -124,6 +124,10 @@ def test_moviepy_sample_count_hand_values() -> None:
     assert V.moviepy_sample_count(38 / 24, 16000) == 25334      # ceil(25333.33)
     assert V.moviepy_sample_count(46 / 30, 16000) == 24534      # ceil(24533.33)
     assert V.moviepy_sample_count(1.6, 44100) == 70560
+    # past moviepy's 50000-sample buffer the chunked reader counts int(sr*t), not ceil
+    assert V.moviepy_sample_count(46 / 30, 44100) == 67620        # 46/30 * 44100 = 67620 exactly
+    assert V.moviepy_sample_count(37 / 24, 44100) == 67987        # 67987.5 -> int, where arange gives 67988
+    assert len(np.arange(0, 37 / 24, 1 / 44100)) == 67988
 
 
 def test_mmdiff_audio_channel0_window_and_padding() -> None:
