@@ -50,6 +50,8 @@ def per_category_cells(plan: "Plan", scores: "Scores") -> dict[str, dict[str, di
     metrics = {m.key: m for m in plan.metrics}
     membership = np.concatenate([plan.labels.membership(a.key) for a in plan.taxonomy.aspects], axis=1)
     for key, (rows, fake, real) in scores.set_inputs.items():
+        if key in scores.unpaired:
+            continue      # window rows of all clips, shuffled: not attributable to categories
         mkey = memo_key("set-cells", key, p.fingerprint, SET_CELL_BOOTSTRAP, n_rows, rows, fake, real, membership,
                         plan.taxonomy.fingerprint)
         cached = plan.store.memo_get(mkey)

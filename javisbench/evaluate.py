@@ -403,6 +403,46 @@ def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], s
 class Scores:
     per_sample: dict[str, np.ndarray]               # metric -> (N,) values, NaN where failed
     set_inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]   # metric -> (row idx, fake, real)
+    # set metrics whose fake and real rows do not correspond (every window of every clip, as
+    # MM-Diffusion's evaluator collects them): row idx gives each fake row's sample, real is apart
+    unpaired: set[str] = field(default_factory=set)
+
+
+def select_windows(n_fake: int, n_real: int, eval_num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows MM-Diffusion's evaluator keeps: each side's windows shuffled (here seeded, one
+    stream per side) and cut to the first ``eval_num`` (0: all).  Returns (fake rows, real rows)."""
+    pf = np.random.default_rng([int(seed), 0]).permutation(int(n_fake))
+    pr = np.random.default_rng([int(seed), 1]).permutation(int(n_real))
+    if eval_num:
+        pf, pr = pf[:int(eval_num)], pr[:int(eval_num)]
+    return pf, pr
+
+
+def _windowed_set_input(plan: "Plan", feats: dict[str, dict[str, dict[str, np.ndarray]]], metric: Metric,
+                        real: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    enc_id, name = metric.set_feature  # type: ignore[misc]
+    idx: list[int] = []
+    blocks: list[np.ndarray] = []
+    for i, r in enumerate(plan.manifest.rows):
+        f = feats.get(r.sample_id, {}).get(enc_id)
+        if f is None:
+            continue
+        a = np.asarray(f[name], np.float32)
+        a = a.reshape(1, -1) if a.ndim == 1 else a
+        idx.extend([i] * a.shape[0])
+        blocks.append(a)
+    real = np.asarray(real, np.float32)
+    real = real[np.all(np.isfinite(real), axis=1)]
+    if not blocks or real.shape[0] < 2:
+        plan.skipped[metric.key] = (f"skipped: {len(blocks)} clip(s) with windows and {real.shape[0]} reference "
+                                    "window(s) (need windows on both sides)")
+        return None
+    fake = np.concatenate(blocks)
+    if fake.shape[0] < 2:
+        plan.skipped[metric.key] = "skipped: only 1 window to score (need 2)"
+        return None
+    pf, pr = select_windows(fake.shape[0], real.shape[0], plan.protocol.mmdiff_eval_num, plan.protocol.seed)
+    return np.asarray(idx, np.int64)[pf], fake[pf], real[pr]
 
 
 def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], reference: dict[tuple[str, str], np.ndarray],
@@ -410,6 +450,7 @@ def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], refere
     rows = plan.manifest.rows
     per_sample: dict[str, np.ndarray] = {}
     set_inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    unpaired: set[str] = set()
     for m in plan.metrics:
         if m.key in plan.skipped:
             continue
@@ -419,6 +460,12 @@ def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], refere
                 plan.skipped[m.key] = "skipped: " + (reference_problem or f"the reference has no {m.set_feature[1]} features")
                 continue
             real = reference[m.set_feature]
+            if plan.protocol.windowed:
+                got = _windowed_set_input(plan, feats, m, real)
+                if got is not None:
+                    set_inputs[m.key] = got
+                    unpaired.add(m.key)
+                continue
             idx, fake_rows = [], []
             ref_rows = []
             for i, r in enumerate(rows):
@@ -451,7 +498,7 @@ def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], refere
                 except (ValueError, ArithmeticError) as e:
                     plan.fail(rows[i].sample_id, f"metric:{m.key}", str(e))
         per_sample[m.key] = vals
-    return Scores(per_sample, set_inputs)
+    return Scores(per_sample, set_inputs, unpaired)
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class Protocol:
     mmdiff_fps: float = 24.0             # frame rate the video is resampled to (torchvision VideoClips rule)
     mmdiff_size: int = 224               # loader letterbox (bicubic resize + zero pad); I3D then resizes to 224
     mmdiff_audio_sr: int = 16000         # moviepy reader rate: ffmpeg libswresample, 16-bit samples, channel 0
+    mmdiff_windows: Literal["first", "all"] = "first"   # "all": every window at a one-frame stride (VideoClips)
+    mmdiff_eval_num: int = 0             # "all": keep this many shuffled windows per side (0: every window)
     # ---- Fréchet / kernel statistics ----------------------------------------------------------
     fd_variant: Literal["official-f32-svd", "f64-sqrtm"] = "official-f32-svd"
     kvd_variant: Literal["official-centred-single", "subsets"] = "official-centred-single"
@@ -86,6 +88,11 @@ class Protocol:
         blob = json.dumps(self.values(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    @property
+    def windowed(self) -> bool:
+        """FVD/KVD/FAD features are one row per window (several per clip), not one per clip."""
+        return self.fvd_mode == "mmdiffusion" and self.mmdiff_windows == "all"
+
     def replace(self, **changes: Any) -> "Protocol":
         return dataclasses.replace(self, **changes)
 
@@ -131,11 +138,14 @@ MMDIFFUSION_JAVISBENCH = OFFICIAL.replace(
 
 MMDIFFUSION = MMDIFFUSION_JAVISBENCH.replace(
     name="mmdiffusion",
-    description="MM-Diffusion's own evaluator for FVD/KVD/FAD: 1.6 s windows, 16 frames at 10 fps letterboxed "
-    "to 64 then resized to 224 for I3D, 44.1 kHz audio; every other metric as javisbench-official.",
+    description="MM-Diffusion's own evaluator for FVD/KVD/FAD: every 1.6 s window of every clip (16 frames at "
+    "10 fps, one-frame stride) letterboxed to 64 then resized to 224 for I3D, 44.1 kHz audio, 2048 shuffled "
+    "windows per side (seeded); every other metric as javisbench-official.",
     mmdiff_fps=10.0,
     mmdiff_size=64,
     mmdiff_audio_sr=44100,
+    mmdiff_windows="all",
+    mmdiff_eval_num=2048,
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED, MMDIFFUSION_JAVISBENCH, MMDIFFUSION)}
@@ -143,7 +153,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (OFFICIAL, FIXED, MMDIFFUSI
 #: the protocol values the I3D / AudioCLIP reference features depend on (checked when a
 #: reference file records them, so a reference built under one loader is never used under another)
 REFERENCE_FIELDS = ("decode_color_matrix", "decode_apply_rotation", "fvd_frames", "image_size", "fvd_uint8_remap",
-                    "fvd_mode", "mmdiff_clip_s", "mmdiff_fps", "mmdiff_size", "mmdiff_audio_sr", "audio_sr",
+                    "fvd_mode", "mmdiff_clip_s", "mmdiff_fps", "mmdiff_size", "mmdiff_audio_sr", "mmdiff_windows", "audio_sr",
                     "max_audio_len_s", "resample")
 
 

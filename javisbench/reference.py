@@ -177,6 +177,11 @@ def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:
         got = [feats[r.sample_id][enc_id][name] for r in sub.manifest.rows if enc_id in feats.get(r.sample_id, {})]
         if not got:
             continue
+        if sub.protocol.windowed:
+            # every window of every clip, clip after clip: rows are not paired with samples
+            out[(enc_id, name)] = np.concatenate([np.asarray(g, np.float32).reshape(-1, np.asarray(g).shape[-1])
+                                                  for g in got])
+            continue
         dim = int(np.asarray(got[0]).size)
         # rows are placed at their manifest index (a --where/--subset run scores a subset of rows)
         arr = np.full((max(r.index for r in sub.manifest.rows) + 1, dim), np.nan, np.float32)

@@ -103,6 +103,21 @@ def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_
     return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(n), "n_failed": int(n_rows - n), "flags": flags}
 
 
+def _windowed_set_cell(metric: Any, idx: np.ndarray, fake: np.ndarray, real: np.ndarray, protocol: Any,
+                       n_rows: int) -> dict[str, Any]:
+    """A set metric over unpaired window rows: CI from resampling fake and real rows independently."""
+    from metrics.bootstrap import bootstrap_two_set_ci
+
+    value = metric.set_fn(fake, real, protocol)
+    fast = metric.resample_fn or metric.set_fn
+    lo, hi = bootstrap_two_set_ci(lambda i, j: float(fast(fake[i], real[j], protocol)), fake.shape[0], real.shape[0],
+                                  n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
+    n_clips = int(np.unique(idx).size)
+    flags = ["windows"] + (["rank-deficient"] if min(fake.shape[0], real.shape[0]) < fake.shape[1] else [])
+    return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(fake.shape[0]), "n_real": int(real.shape[0]),
+            "n_clips": n_clips, "n_failed": int(n_rows - n_clips), "flags": flags}
+
+
 def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
     p = plan.protocol
     rows = plan.manifest.rows
@@ -113,13 +128,17 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
     from javisbench.features import memo_key
 
     for key, (idx, fake, real) in scores.set_inputs.items():
-        mkey = memo_key("set-overall", key, p.fingerprint, SET_BOOTSTRAP, len(rows), fake, real)
+        mkey = memo_key("set-overall", key, p.fingerprint, SET_BOOTSTRAP, len(rows), fake, real, idx,
+                        key in scores.unpaired)
         cached = plan.store.memo_get(mkey)
         if cached is not None:
             overall[key] = cached
             continue
         try:
-            overall[key] = _set_cell(metric_by_key[key], fake, real, p, len(rows))
+            if key in scores.unpaired:
+                overall[key] = _windowed_set_cell(metric_by_key[key], idx, fake, real, p, len(rows))
+            else:
+                overall[key] = _set_cell(metric_by_key[key], fake, real, p, len(rows))
             plan.store.memo_put(mkey, overall[key])
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
             plan.skipped[key] = f"failed: {e}"

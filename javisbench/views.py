@@ -474,10 +474,11 @@ def mmdiff_window(n_frames: int, fps: float, target_fps: float, clip_s: float) -
     ``VideoClips`` (one-frame stride) yields no clip at all for a video with fewer resampled frames,
     so such a video never reaches the original's statistics: here it is an error for that sample.
 
-    The original enumerates *every* window of a clip at a one-frame stride and its dataset shuffles
-    them without a seed; this tool scores the first window of each clip: deterministic, one feature
-    row per clip, paired with the reference row of the same index.  For a clip exactly one window
-    long (MM-Diffusion's 16 frames at 10 fps) the two are the same set.
+    MM-Diffusion's loader enumerates *every* window of a clip at a one-frame stride and shuffles
+    them without a seed (:func:`mmdiff_all_windows`; protocol ``mmdiffusion``, seeded here).  The
+    ``javisbench-mmdiffusion`` protocol scores this first window of each clip: one feature row per
+    clip, paired with the reference row of the same index like every other JavisBench metric.  For
+    a clip exactly one window long (MM-Diffusion's 16 frames at 10 fps) the two are the same set.
     """
     length = int(target_fps * clip_s)
     if length < 1:
@@ -489,6 +490,16 @@ def mmdiff_window(n_frames: int, fps: float, target_fps: float, clip_s: float) -
             f"{target_fps:g} fps, the loader needs {length} (the original loader drops such a video)"
         )
     return idx[:length]
+
+
+def mmdiff_all_windows(n_frames: int, fps: float, target_fps: float, clip_s: float) -> np.ndarray:
+    """Native indices of every clip ``VideoClips`` cuts at a one-frame stride: (W, L) int64.
+
+    ``L = int(target_fps*clip_s)``; window ``w`` is resampled frames ``w .. w+L-1``.
+    """
+    first = mmdiff_window(n_frames, fps, target_fps, clip_s)        # checks the length
+    idx = videoclips_resample(n_frames, fps, target_fps)
+    return np.lib.stride_tricks.sliding_window_view(idx, first.size).copy()
 
 
 def letterbox_bicubic_u8(frames: np.ndarray, size: int) -> np.ndarray:
@@ -585,13 +596,26 @@ def moviepy_sample_count(end_s: float, sr: int) -> int:
     return int(np.arange(0, float(end_s), 1.0 / sr).size)
 
 
-def mmdiff_audio(audio: np.ndarray, sr: int, target_sr: int, end_s: float, clip_s: float) -> np.ndarray:
-    """The loader's audio for the window ``[0, end_s)``: (int(target_sr*clip_s),) float32.
+def moviepy_sample_indices(start_s: float, end_s: float, sr: int) -> np.ndarray:
+    """Sample indices moviepy reads for ``subclip(start_s, end_s).to_soundarray(fps=sr)``:
+    ``round(sr * (start_s + k/sr))`` for ``k < moviepy_sample_count(end_s - start_s, sr)``."""
+    n = moviepy_sample_count(float(end_s) - float(start_s), sr)
+    tt = np.arange(n) * (1.0 / int(sr)) + float(start_s)
+    return np.round(int(sr) * tt).astype(np.int64)
 
-    ffmpeg/moviepy read (:func:`swr_s16`), channel 0, the window's samples, then zero padding
-    (or truncation) to ``int(target_sr*clip_s)`` samples.
+
+def mmdiff_audio(audio: np.ndarray, sr: int, target_sr: int, end_s: float, clip_s: float,
+                 start_s: float = 0.0, reader: np.ndarray | None = None) -> np.ndarray:
+    """The loader's audio for the window ``[start_s, end_s)``: (int(target_sr*clip_s),) float32.
+
+    ffmpeg/moviepy read (:func:`swr_s16`, channel 0; pass it as ``reader`` to reuse it across
+    windows), the window's samples (indices past the end read as 0, as moviepy's reader returns
+    them), then zero padding (or truncation) to ``int(target_sr*clip_s)`` samples.
     """
     n_out = int(target_sr * clip_s)
-    x = swr_s16(audio, sr, target_sr)[0]
-    x = x[:min(moviepy_sample_count(end_s, target_sr), n_out)]
-    return fixed_length(x, n_out)
+    x = swr_s16(audio, sr, target_sr)[0] if reader is None else reader
+    idx = moviepy_sample_indices(start_s, end_s, target_sr)[:n_out]
+    out = np.zeros(n_out, np.float32)
+    ok = (idx >= 0) & (idx < x.shape[0])
+    out[:idx.size][ok] = x[idx[ok]]
+    return out

@@ -145,10 +145,48 @@ def bootstrap_set_ci(
     vals = np.empty(int(n_boot), np.float64)
     for b in range(int(n_boot)):
         vals[b] = float(fn(rng.integers(0, n, size=n)))
+    return _finite_percentiles(vals, level)
+
+
+def _finite_percentiles(vals: np.ndarray, level: float) -> tuple[float, float]:
     vals = vals[np.isfinite(vals)]
     if vals.size < 2:
         return float("nan"), float("nan")
     return _percentiles(vals, level)
+
+
+def bootstrap_two_set_ci(
+    fn: Callable[[np.ndarray, np.ndarray], float],
+    n_fake: int,
+    n_real: int,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of a set metric between two *unpaired* sets of rows.
+
+    Each resample draws ``n_fake`` fake and ``n_real`` real row indices with replacement, each set
+    on its own, and calls ``fn(idx_fake, idx_real)`` (for sets whose rows do not correspond, e.g.
+    every window of every clip, as MM-Diffusion's evaluator collects them).
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when either set has fewer than 2 rows or fewer than 2
+        resamples gave a finite value.
+
+    Example:
+        >>> x, y = np.random.default_rng(0).normal(size=(2, 40))
+        >>> lo, hi = bootstrap_two_set_ci(lambda i, j: float(x[i].mean() - y[j].mean()), 40, 40, n_boot=200)
+        >>> bool(lo < x.mean() - y.mean() < hi)
+        True
+    """
+    _check(n_boot, level)
+    if int(n_fake) < 2 or int(n_real) < 2:
+        return float("nan"), float("nan")
+    rng = _rng(seed)
+    vals = np.empty(int(n_boot), np.float64)
+    for b in range(int(n_boot)):
+        vals[b] = float(fn(rng.integers(0, int(n_fake), size=int(n_fake)), rng.integers(0, int(n_real), size=int(n_real))))
+    return _finite_percentiles(vals, level)
 
 
 def paired_bootstrap_diff(

@@ -158,8 +158,13 @@ def _clip(frames: np.ndarray, fps: float, audio: np.ndarray, sr: int):  # noqa: 
     return DecodedClip(sample_id="x", frames=frames, fps=fps, audio=audio, sr=sr, content_hash="0")
 
 
-@pytest.mark.parametrize("proto,frames,size,n_audio", [(MMDIFFUSION_JAVISBENCH, 38, 224, 25600), (MMDIFFUSION, 16, 64, 70560)])
-def test_encoder_views_under_mmdiffusion(proto, frames: int, size: int, n_audio: int) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("proto,video_shape,audio_shape", [
+    (MMDIFFUSION_JAVISBENCH, {"video": (38, 3, 224, 224)}, (25600,)),
+    (MMDIFFUSION.replace(mmdiff_windows="first"), {"video": (16, 3, 64, 64)}, (70560,)),
+    # every window: 48 frames at 24 fps -> 20 at 10 fps -> 5 windows of 16 over 20 distinct frames
+    (MMDIFFUSION, {"frames": (20, 3, 64, 64), "windows": (5, 16)}, (5, 70560)),
+])
+def test_encoder_views_under_mmdiffusion(proto, video_shape: dict, audio_shape: tuple) -> None:  # noqa: ANN001
     from javisbench.encoders.audioclip import AudioCLIPEncoder
     from javisbench.encoders.base import SampleError
     from javisbench.encoders.i3d import I3DEncoder
@@ -167,10 +172,9 @@ def test_encoder_views_under_mmdiffusion(proto, frames: int, size: int, n_audio:
     rng = np.random.default_rng(3)
     clip = _clip(rng.integers(0, 256, (48, 72, 96, 3), dtype=np.uint8), 24.0,
                  rng.uniform(-0.3, 0.3, (1, 32000)).astype(np.float32), 16000)
-    v = I3DEncoder(proto).prepare(clip, "", "")["video"]
-    assert v.shape == (frames, 3, size, size)
-    a = AudioCLIPEncoder(proto).prepare(clip, "", "")["audio"]
-    assert a.shape == (n_audio,)
+    v = I3DEncoder(proto).prepare(clip, "", "")
+    assert {k: v[k].shape for k in video_shape} == video_shape
+    assert AudioCLIPEncoder(proto).prepare(clip, "", "")["audio"].shape == audio_shape
     short = _clip(clip.frames[:30], 24.0, clip.audio, 16000)
     with pytest.raises(SampleError, match="too short for a 1.6 s window"):
         I3DEncoder(proto).prepare(short, "", "")
@@ -390,3 +394,96 @@ def test_one_decode_serves_the_torchvision_loader(name: str) -> None:
     with av.open(str(path)) as c:
         tv = np.stack([f.to_rgb().to_ndarray() for f in c.decode(video=0)])
     np.testing.assert_array_equal(decode_sample(path, GOLDEN / "inputs" / f"{name}.wav").frames, tv)
+
+
+# ---- every window (MM-Diffusion's own evaluator) ------------------------------------------------------
+@pytest.mark.parametrize("n,fps,target", [(48, 24, 10), (48, 30, 10), (64, 23.976, 24), (40, 10, 10)])
+def test_all_windows_are_torchvision_unfold(n: int, fps: float, target: float) -> None:
+    L = int(target * 1.6)
+    idx = torch.from_numpy(_torchvision_rule(n, fps, target))
+    ref = idx.unfold(0, L, 1).numpy()                 # VideoClips: clips = unfold(pts, L, step=1)
+    got = V.mmdiff_all_windows(n, fps, target, 1.6)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got[0], V.mmdiff_window(n, fps, target, 1.6))
+
+
+def test_moviepy_indices_for_a_later_window() -> None:
+    start, end, sr = 9 / 30, 55 / 30, 44100          # window of native frames 9..54 at 30 fps
+    got = V.moviepy_sample_indices(start, end, sr)
+    k = np.arange(V.moviepy_sample_count(end - start, sr))
+    np.testing.assert_array_equal(got, np.round(sr * (k * (1.0 / sr) + start)).astype(np.int64))
+    assert got[0] == 13230 and got.size == 67620 and np.all(np.diff(got) == 1)
+    x = np.arange(100000, dtype=np.float32) / 100000
+    out = V.mmdiff_audio(np.stack([x, x]), sr, sr, end, 1.6, start_s=start)
+    assert out.shape == (70560,)
+    # the same samples the indices name (through the 16-bit reader), zero after the window
+    np.testing.assert_array_equal(out[:67620], V.swr_s16(np.stack([x, x]), sr, sr)[0][got])
+    assert not out[67620:].any()
+
+
+def test_select_windows_is_seeded_capped_and_per_side() -> None:
+    from javisbench.evaluate import select_windows
+
+    f1, r1 = select_windows(100, 80, 0, seed=0)
+    assert sorted(f1) == list(range(100)) and sorted(r1) == list(range(80))
+    f2, r2 = select_windows(100, 5000, 0, seed=0)
+    np.testing.assert_array_equal(f1, f2)           # more real windows do not move the fake selection
+    f3, r3 = select_windows(5000, 5000, 2048, seed=0)
+    assert f3.size == r3.size == 2048 and np.unique(f3).size == 2048
+    assert not np.array_equal(select_windows(100, 80, 0, seed=1)[0], f1)
+
+
+def test_window_encoders_agree_with_the_first_window_path(landscape: dict) -> None:
+    from test_decode import write_mp4
+
+    from javisbench.decode import decode_sample
+    from javisbench.encoders.audioclip import AudioCLIPEncoder
+    from javisbench.encoders.i3d import I3DEncoder
+
+    root = landscape["root"]
+    t = np.arange(40000) / 16000
+    audio = np.stack([0.3 * np.sin(2 * np.pi * 300 * t)] * 2).astype(np.float32)
+    path = write_mp4(root / "one.mp4", n_frames=60, fps=24, w=96, h=64, audio=audio, sr=16000)
+    clip = decode_sample(path)
+    first = MMDIFFUSION.replace(mmdiff_windows="first")
+    for cls, key in ((I3DEncoder, "logits"), (AudioCLIPEncoder, "embedding")):
+        win, one = cls(MMDIFFUSION, batch_size=2), cls(first)
+        win.load(landscape["weights"])
+        one.model = win.model
+        w = win.encode([win.prepare(clip, "", "")])[0][key]
+        f = one.encode([one.prepare(clip, "", "")])[0][key]
+        assert w.shape == (60 * 10 // 24 - 16 + 1, f.shape[0])          # 25 frames at 10 fps -> 10 windows
+        np.testing.assert_allclose(w[0], f, rtol=1e-5, atol=1e-5 * float(np.abs(f).max()))
+        assert np.abs(w[-1] - w[0]).max() > 0                            # later windows see other frames
+
+
+def test_mmdiffusion_protocol_end_to_end(landscape: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    root = landscape["root"]
+    ref = root / "ref-windows.npz"
+    assert _run(landscape, "reference", "build", str(root / "real"), "--bench", "landscape", "--protocol", "mmdiffusion",
+                "--out", str(ref)) == 0
+    with np.load(ref) as z:
+        assert z["video"].shape == (4 * 5, 400) and z["audio"].shape == (4 * 5, 1024)   # 2 s at 10 fps: 5 windows
+    outs = {}
+    for split in ("real", "gen"):
+        out = root / f"win-{split}.json"
+        assert _run(landscape, "evaluate", str(root / split), "--bench", "landscape", "--protocol", "mmdiffusion",
+                    "--reference", str(ref), "--metrics", "fvd", "fad", "--out", str(out), "--quiet") == 0
+        outs[split] = json.loads(out.read_text())
+    capsys.readouterr()
+    real, gen = outs["real"]["overall"], outs["gen"]["overall"]
+    for cell in (real["fvd"], gen["fvd"]):
+        assert (cell["n"], cell["n_real"], cell["n_clips"], cell["n_failed"]) == (20, 20, 4, 0)
+        assert "windows" in cell["flags"]
+    # the same windows on both sides: ~0.  Official float32 FD on 20 rows of 400-d leaves ~1e-3 of the
+    # (small) distance between these near-identical synthetic sets
+    assert abs(real["fvd"]["value"]) < 5e-3 * gen["fvd"]["value"]
+    assert gen["fvd"]["ci_low"] < gen["fvd"]["value"] < gen["fvd"]["ci_high"] or gen["fvd"]["ci_low"] > 0
+    # a first-window reference is refused under the window protocol
+    if not (root / "ref.pt").exists():
+        assert _run(landscape, "reference", "build", str(root / "real"), "--bench", "landscape",
+                    "--out", str(root / "ref.pt")) == 0
+    capsys.readouterr()
+    assert _run(landscape, "evaluate", str(root / "gen"), "--bench", "landscape", "--protocol", "mmdiffusion",
+                "--reference", str(root / "ref.pt"), "--metrics", "fvd", "--out", str(root / "z.json"), "--quiet") == 2
+    assert "mmdiff_windows: file 'first', run 'all'" in capsys.readouterr().err

@@ -308,9 +308,16 @@ class AudioCLIPEncoder(Encoder):
             try:
                 if clip.frames.ndim != 4 or clip.frames.shape[0] == 0:
                     raise ValueError(f"expected video frames to place the window, got shape {clip.frames.shape}")
-                idx = views.mmdiff_window(clip.frames.shape[0], clip.fps, p.mmdiff_fps, p.mmdiff_clip_s)
-                end_s = (int(idx[-1]) + 1) / float(clip.fps)
-                x = views.mmdiff_audio(audio, int(clip.sr), p.mmdiff_audio_sr, end_s, p.mmdiff_clip_s)
+                if p.windowed:
+                    win = views.mmdiff_all_windows(clip.frames.shape[0], clip.fps, p.mmdiff_fps, p.mmdiff_clip_s)
+                else:
+                    win = views.mmdiff_window(clip.frames.shape[0], clip.fps, p.mmdiff_fps, p.mmdiff_clip_s)[None]
+                reader = views.swr_s16(audio, int(clip.sr), p.mmdiff_audio_sr)[0]
+                fps = float(clip.fps)
+                x = np.stack([views.mmdiff_audio(audio, int(clip.sr), p.mmdiff_audio_sr, (int(w[-1]) + 1) / fps,
+                                                 p.mmdiff_clip_s, start_s=int(w[0]) / fps, reader=reader) for w in win])
+                if not p.windowed:
+                    x = x[0]
             except ValueError as err:
                 raise SampleError(f"sample {clip.sample_id}: {err}") from None
             return {"audio": np.ascontiguousarray(x, dtype=np.float32)}
@@ -332,6 +339,8 @@ class AudioCLIPEncoder(Encoder):
         if self.model is None:
             raise RuntimeError("AudioCLIPEncoder.encode called before load()")
         n = self.num_samples
+        if self.protocol.windowed:
+            return [self._encode_windows(i, item["audio"]) for i, item in enumerate(batch)]
         for i, item in enumerate(batch):
             a = item["audio"]
             if a.dtype != np.float32 or a.shape != (n,):
@@ -343,3 +352,17 @@ class AudioCLIPEncoder(Encoder):
                 emb = self.model(x.to(self.device)).float().cpu().numpy()   # (B, 1024)
                 out.extend({"embedding": row.astype(np.float32, copy=True)} for row in emb)
         return out
+
+    def _encode_windows(self, i: int, audio: np.ndarray) -> Features:
+        """``{"embedding": (W, 1024)}`` for one clip's window audio (W, N), ``batch_size`` windows per forward."""
+        import torch
+
+        n = self.num_samples
+        if audio.dtype != np.float32 or audio.ndim != 2 or audio.shape[1] != n:
+            raise ValueError(f"AudioCLIP batch item {i}: expected float32 (W, {n}) window audio, got {audio.dtype} {audio.shape}")
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, audio.shape[0], max(self.batch_size, 1)):
+                x = torch.from_numpy(np.ascontiguousarray(audio[start:start + self.batch_size]))
+                rows.append(self.model(x.to(self.device)).float().cpu().numpy())
+        return {"embedding": np.concatenate(rows).astype(np.float32, copy=False)}

@@ -255,6 +255,12 @@ class I3DEncoder(Encoder):
 
         p = self.protocol
         try:
+            if p.windowed:
+                # every window: the resampled frames once, windows cut at encode time
+                win = views.mmdiff_all_windows(clip.frames.shape[0], clip.fps, p.mmdiff_fps, p.mmdiff_clip_s)
+                used = np.unique(win)
+                frames = views.unit_roundtrip_u8(views.letterbox_bicubic_u8(clip.frames[used], p.mmdiff_size))
+                return {"frames": np.ascontiguousarray(frames), "windows": np.searchsorted(used, win)}
             if p.fvd_mode == "mmdiffusion":
                 video, _ = views.mmdiff_video(clip.frames, clip.fps, p.mmdiff_fps, p.mmdiff_clip_s, p.mmdiff_size)
             else:
@@ -271,6 +277,8 @@ class I3DEncoder(Encoder):
             raise RuntimeError("I3DEncoder.encode called before load()")
         if not batch:
             return []
+        if "windows" in batch[0]:
+            return [self._encode_windows(item) for item in batch]
         shape = batch[0]["video"].shape
         for i, item in enumerate(batch):
             v = item["video"]
@@ -289,3 +297,19 @@ class I3DEncoder(Encoder):
                 logits = self.model(x).float().cpu().numpy()             # (B, 400)
                 out.extend({"logits": row.astype(np.float32, copy=True)} for row in logits)
         return out
+
+    def _encode_windows(self, item: Prepared) -> Features:
+        """``{"logits": (W, 400)}`` for one clip's windows, ``batch_size`` windows per forward."""
+        import torch
+
+        frames, win = item["frames"], np.asarray(item["windows"], np.int64)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or win.ndim != 2 or win.shape[1] < MIN_FRAMES:
+            raise ValueError(f"I3D windows: expected uint8 (T, 3, H, W) frames and (W, L>={MIN_FRAMES}) indices, "
+                             f"got {frames.dtype} {frames.shape} and {win.shape}")
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, win.shape[0], max(self.batch_size, 1)):
+                chunk = frames[win[start:start + self.batch_size]]                 # (b, L, 3, H, W)
+                x = fvd_input(torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device))
+                rows.append(self.model(x).float().cpu().numpy())
+        return {"logits": np.concatenate(rows).astype(np.float32, copy=False)}
