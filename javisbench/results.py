@@ -88,6 +88,8 @@ def _sample_cell(values: np.ndarray, protocol: Any) -> dict[str, Any]:
 def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_rows: int, with_ci: bool = True) -> dict[str, Any]:
     from metrics.bootstrap import bootstrap_set_ci
 
+    from javisbench.breakdown import centre_interval
+
     n = fake.shape[0]
     flags = []
     if n < fake.shape[1]:
@@ -100,6 +102,7 @@ def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_
         # resamples use the metric's fast exact form: only the CI needs them
         fn, _ = set_metric_fn(metric, np.arange(n), fake, real, protocol, n, fast=True)
         lo, hi = bootstrap_set_ci(fn, n, n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
+        lo, hi = centre_interval(lo, hi, value, fn(np.arange(n)))
     return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(n), "n_failed": int(n_rows - n), "flags": flags}
 
 
@@ -108,10 +111,13 @@ def _windowed_set_cell(metric: Any, idx: np.ndarray, fake: np.ndarray, real: np.
     """A set metric over unpaired window rows: CI from resampling fake and real rows independently."""
     from metrics.bootstrap import bootstrap_two_set_ci
 
+    from javisbench.breakdown import centre_interval
+
     value = metric.set_fn(fake, real, protocol)
     fast = metric.resample_fn or metric.set_fn
     lo, hi = bootstrap_two_set_ci(lambda i, j: float(fast(fake[i], real[j], protocol)), fake.shape[0], real.shape[0],
                                   n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
+    lo, hi = centre_interval(lo, hi, value, float(fast(fake, real, protocol)))
     n_clips = int(np.unique(idx).size)
     flags = ["windows"] + (["rank-deficient"] if min(fake.shape[0], real.shape[0]) < fake.shape[1] else [])
     return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(fake.shape[0]), "n_real": int(real.shape[0]),
