@@ -29,8 +29,9 @@ def _frame_img(i: int, w: int, h: int) -> np.ndarray:
 
 def write_mp4(path: Path, n_frames: int = 24, fps: int = 24, w: int = 64, h: int = 48, audio: np.ndarray | None = None,
               sr: int = 16000, faststart: bool = False, colorspace: int | None = None, video: bool = True,
-              rotation: int = 0) -> Path:
-    """H.264 (+ AAC) mp4 written with PyAV; ``audio`` is (C, L) float32."""
+              rotation: int = 0, first_image: int = 0) -> Path:
+    """H.264 (+ AAC) mp4 written with PyAV; ``audio`` is (C, L) float32; frame i shows block image
+    ``first_image + i``."""
     out = av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {})
     vs = None
     if video:
@@ -46,7 +47,7 @@ def write_mp4(path: Path, n_frames: int = 24, fps: int = 24, w: int = 64, h: int
         as_.layout = "mono" if audio.shape[0] == 1 else "stereo"
     if vs is not None:
         for i in range(n_frames):
-            fr = av.VideoFrame.from_ndarray(_frame_img(i, w, h), format="rgb24")
+            fr = av.VideoFrame.from_ndarray(_frame_img(first_image + i, w, h), format="rgb24")
             fr.pts = i
             for p in vs.encode(fr):
                 out.mux(p)
