@@ -46,6 +46,8 @@ def _fvd(setup: dict, variant: str, protocol: str) -> float:
 def test_fvd_orders_corruptions(setup: dict, protocol: str) -> None:
     vals = {v: _fvd(setup, v, protocol) for v in ("clean", "noise_0.05", "noise_0.15", "noise_0.4", "frozen")}
     scale = max(vals.values())
-    assert abs(vals["clean"]) < 1e-4 * scale                  # identical sets
+    # identical sets: 0 up to float32 SVD noise (official) on 4 rows of 400-d, observed up to 1.0e-4
+    # of the largest value depending on BLAS threading; float64 (fixed) is far below
+    assert abs(vals["clean"]) < 1e-3 * scale
     assert vals["clean"] < vals["noise_0.05"] < vals["noise_0.15"] < vals["noise_0.4"]
     assert vals["frozen"] > 10 * abs(vals["clean"]) + 1e-6 * scale
