@@ -70,9 +70,11 @@ def cmd_ls(a: argparse.Namespace) -> int:
         for name, target in ENCODERS.items():
             print(f"{name:<16}{target}")
     elif a.what == "benches":
-        from javisbench.benches import builtin_benches
+        from javisbench.benches import CSV_BENCHES, builtin_benches, data_dir
 
-        print("JavisBench CSVs (pass the file): JavisBench.csv, JavisBench-mini.csv (prompts, 19 categories)")
+        for cb in CSV_BENCHES.values():
+            where = data_dir() / cb.file
+            print(f"{cb.name}: {cb.title}; CSV, {cb.rows} rows, {where} ({'found' if where.is_file() else 'not found'})")
         for b in builtin_benches().values():
             alias = f" (also {', '.join(b.aliases)})" if b.aliases else ""
             print(f"{b.name}{alias}: {b.title}; folder bench, protocol {b.protocol}, metrics {', '.join(b.metrics)}")

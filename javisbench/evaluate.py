@@ -50,6 +50,7 @@ class Plan:
     unofficial_weights: dict[str, str] = field(default_factory=dict)   # encoder:file -> why
     timing: dict[str, Any] = field(default_factory=dict)
     bench_def: Any = None                          # javisbench.benches.FolderBench for a folder bench
+    reference_info: dict[str, Any] | None = None   # what the set metrics were compared against
 
     def fail(self, sample_id: str, stage: str, message: str) -> None:
         self.failures.setdefault(sample_id, {})[stage] = message
@@ -107,11 +108,14 @@ def select_rows(manifest: Manifest, tax: Any, labels: Any, where: str | None, su
 
 
 def load_bench(bench: str | Path, samples_dir: str | Path | None, limit: int | None = None) -> tuple[Manifest, Any]:
-    """``(manifest, folder bench definition or None)`` for ``--bench``: a JavisBench-style CSV, or a
-    folder bench (a built-in name such as ``landscape`` or a YAML definition) whose rows are the
-    video files of ``samples_dir``."""
-    from javisbench.benches import find_bench, folder_manifest
+    """``(manifest, folder bench definition or None)`` for ``--bench``: a JavisBench-style CSV (a path,
+    or ``javisbench`` / ``javisbench-mini`` from the data folder), or a folder bench (a built-in name
+    such as ``landscape`` or a YAML definition) whose rows are the video files of ``samples_dir``."""
+    from javisbench.benches import find_bench, folder_manifest, resolve_csv_bench
 
+    named = resolve_csv_bench(bench)
+    if named is not None:
+        return load_manifest(named, limit=limit), None
     bench_def = find_bench(bench)
     if bench_def is not None:
         return folder_manifest(bench_def, samples_dir, limit), bench_def
@@ -381,17 +385,40 @@ def load_reference_file(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
 
 
 def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], str | None]:
-    cfg = plan.config
-    if cfg.reference:
-        from javisbench.reference import check_reference_protocol
+    """Real-set features for the set metrics, and why there are none (or None).
 
-        ref = load_reference_file(cfg.reference)
-        check_reference_protocol(cfg.reference, plan.protocol)
+    ``--reference`` reads a cache; ``--reference-dir`` computes one from real clips; otherwise,
+    under javisbench-official, a released ``<bench>-vanilla-max4s.pt`` found where the original
+    layout puts it (beside the CSV or in ``cache/fvd_fad/``) is used.  What was used is recorded
+    in ``plan.reference_info`` (path and sha256, or the folder), which the results carry.
+    """
+    from javisbench.reference import check_reference_protocol, compute_reference, file_sha256
+
+    cfg = plan.config
+    path = Path(cfg.reference) if cfg.reference else None
+    if path is None and not cfg.reference_dir and plan.bench_def is None:
+        from javisbench.benches import official_reference
+
+        found = official_reference(plan.manifest.path)
+        if found is not None and plan.protocol.name != "javisbench-official":
+            return {}, (f"no reference statistics: {found} (the released cache) holds javisbench-official features; "
+                        f"under {plan.protocol.name} build one with `javisbench reference build REAL_DIR --protocol "
+                        f"{plan.protocol.name}` and pass it with --reference")
+        path = found
+        if path is not None:
+            _log(cfg, f"[javisbench] reference statistics: {path} (found beside the bench)")
+    if path is not None:
+        ref = load_reference_file(path)
+        check_reference_protocol(path, plan.protocol)
+        plan.reference_info = {"path": str(path.resolve()), "sha256": file_sha256(path),
+                               "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()},
+                               "found_beside_bench": cfg.reference is None}
         return ref, None
     if cfg.reference_dir:
-        from javisbench.reference import compute_reference
-
-        return compute_reference(plan), None
+        ref = compute_reference(plan)
+        plan.reference_info = {"computed_from": str(Path(cfg.reference_dir).resolve()),
+                               "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()}}
+        return ref, None
     return {}, ("no reference statistics: pass --reference <bench>-vanilla-max4s.pt (the released ground-truth "
                 "cache) or --reference-dir REAL_CLIPS (see `javisbench reference build`)")
 

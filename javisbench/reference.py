@@ -103,6 +103,16 @@ def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Pat
     return path
 
 
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def recorded_protocol(path: str | Path) -> dict[str, Any] | None:
     """``{'name', 'values'}`` recorded by :func:`write_reference`, or None (e.g. a released cache)."""
     path = Path(path)

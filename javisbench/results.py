@@ -35,7 +35,7 @@ import javisbench
 if TYPE_CHECKING:  # pragma: no cover
     from javisbench.evaluate import Plan, Scores
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"   # 1.1: bench.kind, reference provenance, window counts on set cells
 SET_BOOTSTRAP = 100  # resamples for overall set-metric CIs (each one is a full FD/MMD)
 
 
@@ -179,6 +179,7 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
             "n_rows": len(rows),
             "taxonomy": None if plan.taxonomy is None else {"name": plan.taxonomy.name, "version": plan.taxonomy.version},
         },
+        "reference": plan.reference_info,
         "model": {"name": plan.config.model_name, **plan.config.model_meta},
         "encoders": {e: {"fingerprint": enc.fingerprint(), "weights_sha256": dict(enc.weights_sha256)} for e, enc in plan.encoders.items()},
         "unofficial_weights": dict(plan.unofficial_weights),

@@ -1,4 +1,8 @@
-"""Benchmark definitions beyond the JavisBench CSVs: unconditional *folder* benches.
+"""Benchmark definitions: the named JavisBench CSVs and unconditional *folder* benches.
+
+``--bench javisbench`` / ``--bench javisbench-mini`` name the official CSVs (10,140 and 1,000
+rows), looked up in the data folder (env ``JAVISBENCH_DATA``, default ``~/.cache/javisbench/data``)
+as ``JavisBench.csv`` / ``JavisBench-mini.csv``; a path to any CSV works as well.
 
 A folder bench has no prompts and no manifest rows of its own: every video file under the
 samples folder (``.mp4``, ``.avi``, ``.gif``, found recursively in sorted order, as the
@@ -12,6 +16,7 @@ described by a YAML file of the same form and passed as ``--bench my-bench.yaml`
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,67 @@ class FolderBench:
 
 class BenchError(ValueError):
     """A bench definition is malformed or names something that does not exist."""
+
+
+# ---------------------------------------------------------------------------------------------
+# named JavisBench CSVs
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CsvBench:
+    name: str
+    file: str
+    rows: int
+    title: str
+
+
+CSV_BENCHES = {
+    "javisbench": CsvBench("javisbench", "JavisBench.csv", 10140, "JavisBench (5 aspects, 19 categories)"),
+    "javisbench-mini": CsvBench("javisbench-mini", "JavisBench-mini.csv", 1000, "JavisBench-mini (a 1,000-row subset)"),
+}
+#: where the official data comes from (it is not redistributed here)
+CSV_SOURCE = "the Hugging Face dataset JavisVerse/JavisBench (formerly JavisDiT/JavisBench)"
+
+
+def data_dir() -> Path:
+    """Folder of the named benches' CSVs and caches: env ``JAVISBENCH_DATA``, else ``~/.cache/javisbench/data``."""
+    env = os.environ.get("JAVISBENCH_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "javisbench" / "data"
+
+
+def resolve_csv_bench(ref: str | Path) -> Path | None:
+    """The CSV a bench name stands for (``javisbench``, ``javisbench-mini``, any case, ``.csv`` optional),
+    or None when ``ref`` is not such a name (an existing file is always taken as given).
+
+    Raises:
+        ManifestError: a known name whose CSV is not in the data folder, saying where to put it.
+    """
+    from javisbench.manifest import ManifestError
+
+    p = Path(ref)
+    if p.is_file():
+        return None
+    key = str(ref).strip().lower()
+    key = key[:-4] if key.endswith(".csv") else key
+    bench = CSV_BENCHES.get(key)
+    if bench is None or p.parent != Path("."):
+        return None
+    path = data_dir() / bench.file
+    if not path.is_file():
+        raise ManifestError(
+            f"bench {bench.name}: {path} not found. Put {bench.file} ({bench.rows} rows, from {CSV_SOURCE}) in "
+            f"{data_dir()} (or point JAVISBENCH_DATA at the folder that holds it), or pass the CSV's path to --bench"
+        )
+    return path
+
+
+def official_reference(manifest_path: Path) -> Path | None:
+    """The released ground-truth cache of a JavisBench CSV, where the original layout puts it:
+    ``<name>-vanilla-max4s.pt`` beside the CSV or under ``cache/fvd_fad/`` next to it."""
+    name = f"{manifest_path.stem}-vanilla-max4s.pt"
+    for cand in (manifest_path.parent / name, manifest_path.parent / "cache" / "fvd_fad" / name):
+        if cand.is_file():
+            return cand
+    return None
 
 
 def _builtin_files() -> list[Path]:
