@@ -375,13 +375,14 @@ def _ordered_prefetch(pool: ThreadPoolExecutor, fn: Any, items: list[Any], depth
 REFERENCE_FEATURES = {"video": ("i3d", "logits"), "audio": ("audioclip", "embedding")}
 
 
-def load_reference_file(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
+def load_reference_file(path: str | Path, protocol: Protocol | None = None) -> dict[tuple[str, str], np.ndarray]:
     """Read a ground-truth feature cache: the official ``{'video': [N,400], 'audio': [N,1024]}``
     ``torch.save`` file (parsed with ``weights_only=True``: tensors and plain containers only,
-    never arbitrary objects; CUDA tensors land on the CPU) or an ``.npz`` with the same keys."""
+    never arbitrary objects; CUDA tensors land on the CPU) or an ``.npz`` with the same keys;
+    refused under ``protocol`` when it records other feature-relevant values."""
     from javisbench.reference import read_reference
 
-    return read_reference(path)
+    return read_reference(path, protocol)
 
 
 def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], str | None]:
@@ -392,7 +393,8 @@ def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], s
     layout puts it (beside the CSV or in ``cache/fvd_fad/``) is used.  What was used is recorded
     in ``plan.reference_info`` (path and sha256, or the folder), which the results carry.
     """
-    from javisbench.reference import check_reference_protocol, compute_reference, file_sha256
+    from javisbench.reference import compute_reference
+    from javisbench.weights import sha256_of
 
     cfg = plan.config
     path = Path(cfg.reference) if cfg.reference else None
@@ -408,9 +410,8 @@ def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], s
         if path is not None:
             _log(cfg, f"[javisbench] reference statistics: {path} (found beside the bench)")
     if path is not None:
-        ref = load_reference_file(path)
-        check_reference_protocol(path, plan.protocol)
-        plan.reference_info = {"path": str(path.resolve()), "sha256": file_sha256(path),
+        ref = load_reference_file(path, plan.protocol)
+        plan.reference_info = {"path": str(path.resolve()), "sha256": sha256_of(path),
                                "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()},
                                "found_beside_bench": cfg.reference is None}
         return ref, None

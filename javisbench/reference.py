@@ -29,9 +29,31 @@ class ReferenceError(ValueError):
     pass
 
 
-def read_reference(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
-    """Reference features from an official ``.pt`` cache or an ``.npz`` with keys video/audio."""
+def read_reference(path: str | Path, protocol: Any = None) -> dict[tuple[str, str], np.ndarray]:
+    """Reference features from an official ``.pt`` cache or an ``.npz`` with keys video/audio.
+
+    With ``protocol``, a file that records the protocol it was built under (``write_reference``)
+    is refused when its feature-relevant values differ (:func:`check_reference_protocol`).
+    """
     path = Path(path)
+    raw = _read_raw(path)
+    if protocol is not None:
+        check_reference_protocol(path, protocol, _meta(path, raw))
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for k, target in CACHE_LAYOUT.items():
+        if k not in raw:
+            continue
+        a = np.asarray(raw[k], np.float32)
+        if a.ndim != 2 or a.shape[1] != EXPECTED_DIMS[k]:
+            raise ReferenceError(f"{path}: '{k}' has shape {a.shape}, expected [N, {EXPECTED_DIMS[k]}]")
+        out[target] = a
+    if not out:
+        raise ReferenceError(f"{path}: no 'video' or 'audio' entry (got keys {sorted(raw)})")
+    return out
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    """The file's entries: arrays, and the recorded protocol as a string when present."""
     if not path.is_file():
         raise ReferenceError(f"reference file {path} does not exist")
     raw: dict[str, Any]
@@ -58,18 +80,8 @@ def read_reference(path: str | Path) -> dict[tuple[str, str], np.ndarray]:
             raise ReferenceError(f"{path}: not a readable torch.save file ({e})") from None
         if not isinstance(raw, dict):
             raise ReferenceError(f"{path}: expected a dict with 'video'/'audio' tensors, got {type(raw).__name__}")
-        raw = {k: (v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in raw.items()}
-    out: dict[tuple[str, str], np.ndarray] = {}
-    for k, target in CACHE_LAYOUT.items():
-        if k not in raw:
-            continue
-        a = np.asarray(raw[k], np.float32)
-        if a.ndim != 2 or a.shape[1] != EXPECTED_DIMS[k]:
-            raise ReferenceError(f"{path}: '{k}' has shape {a.shape}, expected [N, {EXPECTED_DIMS[k]}]")
-        out[target] = a
-    if not out:
-        raise ReferenceError(f"{path}: no 'video' or 'audio' entry (got keys {sorted(raw)})")
-    return out
+        raw = {k: (v.detach().cpu().float().numpy() if hasattr(v, "detach") else v) for k, v in raw.items()}
+    return raw
 
 
 def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Path, protocol: Any = None) -> Path:
@@ -103,43 +115,30 @@ def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Pat
     return path
 
 
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def recorded_protocol(path: str | Path) -> dict[str, Any] | None:
     """``{'name', 'values'}`` recorded by :func:`write_reference`, or None (e.g. a released cache)."""
     path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            raw = str(z["protocol"]) if "protocol" in z.files else None
-    else:
-        import torch
+    return _meta(path, _read_raw(path))
 
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        raw = obj.get("protocol") if isinstance(obj, dict) else None
-    if raw is None:
+
+def _meta(path: Path, raw: dict[str, Any]) -> dict[str, Any] | None:
+    if "protocol" not in raw:
         return None
+    text = str(raw["protocol"])       # a str in .pt files, a 0-d string array in .npz files
     try:
-        meta = json.loads(raw)
-    except (TypeError, ValueError):
-        raise ReferenceError(f"{path}: the 'protocol' entry is not the JSON this tool writes: {str(raw)[:80]!r}") from None
+        meta = json.loads(text)
+    except ValueError:
+        raise ReferenceError(f"{path}: the 'protocol' entry is not the JSON this tool writes: {text[:80]!r}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("values"), dict):
         raise ReferenceError(f"{path}: the 'protocol' entry has no 'values' mapping")
     return meta
 
 
-def check_reference_protocol(path: str | Path, protocol: Any) -> None:
-    """Refuse a reference whose recorded feature-relevant protocol values differ from ``protocol``'s."""
+def check_reference_protocol(path: str | Path, protocol: Any, meta: dict[str, Any] | None) -> None:
+    """Refuse a reference whose recorded feature-relevant protocol values (``meta``, as
+    :func:`recorded_protocol` returns them) differ from ``protocol``'s; None records nothing."""
     from javisbench.protocol import reference_values
 
-    meta = recorded_protocol(path)
     if meta is None:
         return
     want = reference_values(protocol)
