@@ -1,0 +1,65 @@
+"""The golden bench run whose results must not change when the pipeline is restructured.
+
+``run_golden_bench(root)`` scores the four golden clips, labelled with categories, against the
+three golden real clips with the fixture checkpoints, and returns the results dict.
+``comparable(results)`` keeps what a refactor must leave identical: the numbers (overall,
+per category, per subcategory, per sample), failures, warnings and skip reasons.
+``python -m tests.snapshot.golden_bench OUT.json`` writes a snapshot.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+FAKE = ["clip_00", "clip_01", "clip_02", "clip_03"]
+REAL = ["edge_short2s", "edge_5p3s_30fps", "edge_44k_stereo", "clip_02"]
+LABELS = [("0", "0", "3", "0", "0"), ("1", "0", "0,3", "1", "1"), ("0", "1", "4", "2", "0,2"), ("1", "1", "3", "1", "1")]
+ENCODERS = ["i3d", "audioclip", "clip", "clap", "audiobox", "cavp"]
+METRICS = ["fvd", "kvd", "fad", "clip_score", "clap_score", "audio_quality", "cavp_score", "av_align", "av_lag"]
+
+
+def _folder(root: Path, names: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, n in enumerate(names):
+        shutil.copy(GOLDEN / "inputs" / f"{n}.mp4", root / f"sample_{i:04d}.mp4")
+        shutil.copy(GOLDEN / "inputs" / f"{n}.wav", root / f"sample_{i:04d}.wav")
+    return root
+
+
+def run_golden_bench(root: Path) -> dict[str, Any]:
+    from javisbench.cli import main
+    from javisbench.golden import write_golden_weights
+
+    meta = {c["name"]: c for c in json.loads((GOLDEN / "inputs" / "clips_meta.json").read_text())}
+    bench = root / "bench.csv"
+    with open(bench, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "audio_text", "path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind", "cat4_ind"])
+        for n, lab in zip(FAKE, LABELS):
+            w.writerow([meta[n]["caption"], meta[n]["caption"], f"{n}.mp4", *lab])
+    weights = write_golden_weights(GOLDEN, root / "weights", ENCODERS)
+    args = ["evaluate", str(_folder(root / "samples", FAKE)), "--bench", str(bench), "--out", str(root / "r.json"),
+            "--weights-dir", str(weights), "--cache-dir", str(root / "cache"), "--reference-dir",
+            str(_folder(root / "real", REAL)), "--metrics", *METRICS, "--quiet", "--batch-size", "4"]
+    rc = main(args)
+    if rc != 0:
+        raise RuntimeError(f"javisbench evaluate exited {rc}")
+    return json.loads((root / "r.json").read_text())
+
+
+def comparable(results: dict[str, Any]) -> dict[str, Any]:
+    return {k: results.get(k) for k in ("overall", "per_category", "per_subcategory", "per_sample", "failures",
+                                        "warnings", "skipped", "sample_ids")}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        snap = comparable(run_golden_bench(Path(d)))
+    Path(sys.argv[1]).write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
