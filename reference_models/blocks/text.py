@@ -1,7 +1,8 @@
 """The one tiny text encoder every family uses (spec §2.4, §1.8).
 
-A deterministic word tokenizer (lower-cased words and punctuation, each hashed into a fixed
-vocabulary with blake2b; no download, no fitted vocabulary) and a small pre-norm Transformer.
+A deterministic word tokenizer (no download, nothing fitted): lower-cased words and punctuation;
+the SynthAV caption vocabulary gets one id per word (sorted order), any other word is hashed with
+blake2b into the remaining ids.  Then a small pre-norm Transformer.
 Id 0 is padding, id 1 a leading ``[CLS]``-like start token that every sequence has, so the empty
 caption (the null condition) is one valid token, never an all-masked row.
 """
@@ -20,27 +21,41 @@ _N_SPECIAL = 2
 _WORD_RE = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 
 
+def default_words() -> list[str]:
+    """The SynthAV caption vocabulary (the closed word list the tiny presets are trained on)."""
+    from reference_models.synthav.captions import vocabulary
+
+    return vocabulary()
+
+
 class WordTokenizer:
-    """Hashing word tokenizer: ``ids = 2 + blake2b(word) mod (vocab_size − 2)``.
+    """Word tokenizer: ``words[k] -> 2 + k``; any other word ``-> 2 + K + blake2b(word) mod (vocab_size − 2 − K)``.
 
     Args:
         vocab_size: number of ids including the two special ones.
         max_len: sequence length including the start token; longer captions are cut.
+        words: the known words (default: the SynthAV caption vocabulary); ``[]`` hashes everything.
     """
 
-    def __init__(self, vocab_size: int = 512, max_len: int = 32) -> None:
-        if vocab_size <= _N_SPECIAL or max_len < 1:
-            raise ValueError(f"WordTokenizer needs vocab_size > {_N_SPECIAL} and max_len >= 1, got {vocab_size}, {max_len}")
+    def __init__(self, vocab_size: int = 512, max_len: int = 64, words: list[str] | None = None) -> None:
+        words = default_words() if words is None else list(words)
+        if vocab_size <= _N_SPECIAL + len(words) or max_len < 1:
+            raise ValueError(f"WordTokenizer needs vocab_size > {_N_SPECIAL + len(words)} (2 special ids + "
+                             f"{len(words)} known words) and max_len >= 1, got {vocab_size}, {max_len}")
         self.vocab_size = vocab_size
         self.max_len = max_len
+        self.known = {w: _N_SPECIAL + k for k, w in enumerate(words)}
 
     @staticmethod
     def words(text: str) -> list[str]:
         return _WORD_RE.findall(text.lower())
 
     def word_id(self, word: str) -> int:
+        if word in self.known:
+            return self.known[word]
+        base = _N_SPECIAL + len(self.known)
         h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-        return _N_SPECIAL + h % (self.vocab_size - _N_SPECIAL)
+        return base + h % (self.vocab_size - base)
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids (B, max_len) long, mask (B, max_len) bool)``; mask True on real tokens."""
@@ -74,7 +89,7 @@ class TinyTextEncoder(nn.Module):
     """
 
     def __init__(self, width: int = 64, depth: int = 2, heads: int = 4, mlp_ratio: float = 4.0,
-                 vocab_size: int = 512, max_len: int = 32) -> None:
+                 vocab_size: int = 512, max_len: int = 64) -> None:
         super().__init__()
         self.tokenizer = WordTokenizer(vocab_size, max_len)
         self.width = width

@@ -1,4 +1,4 @@
-"""SynthAV-lite: tiny procedural sounding videos with a known event timeline.
+"""SynthAV-lite: the first, simpler generator (kept: the suite's own tests build benches with it).
 
 Each clip: a flat, slightly graded background and 1-3 moving shapes.  At every event one shape
 flashes bright for three frames and, at the same instant (sample-exact), the audio gets a
@@ -11,11 +11,12 @@ effect on synchrony metrics (shifted or swapped audio, frozen video, silence).
 from __future__ import annotations
 
 import json
-import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from reference_models.synthav.io import write_clip, write_mp4, write_wav  # noqa: F401  (re-exported)
 
 GENERATOR_VERSION = "synthav-lite-1"
 
@@ -142,46 +143,6 @@ def make_clip(seed: int, duration: float = 4.0, fps: int = 24, width: int = 128,
 # ---------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------
-def write_mp4(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18) -> Path:
-    """H.264 yuv420p mp4 (video stream only) with PyAV."""
-    import av
-
-    path = Path(path)
-    t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
-    with av.open(str(path), mode="w") as c:
-        st = c.add_stream("libx264", rate=fps)
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        st.options = {"crf": str(crf), "preset": "veryfast"}
-        for fr in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(fr), format="rgb24")):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
-    return path
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sr: int) -> Path:
-    """PCM16 wav; ``audio`` (L,) mono or (C,L)."""
-    path = Path(path)
-    a = np.asarray(audio, np.float32)
-    a = a[None] if a.ndim == 1 else a
-    pcm = np.clip(np.round(a.T * 32767.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(a.shape[0])
-        w.setsampwidth(2)
-        w.setframerate(int(sr))
-        w.writeframes(pcm.tobytes())
-    return path
-
-
-def write_clip(out_dir: str | Path, name: str, frames: np.ndarray, audio: np.ndarray, fps: int, sr: int) -> tuple[Path, Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return write_mp4(out_dir / f"{name}.mp4", frames, fps), write_wav(out_dir / f"{name}.wav", audio, sr)
-
-
 def write_manifest(path: str | Path, clips: list[SynthClip]) -> Path:
     """A JavisBench-style CSV (text, audio_text, path, audio_path, cat0_ind..cat4_ind)."""
     import csv
