@@ -209,7 +209,9 @@ def _heat_colours(img: np.ndarray) -> tuple[float, float]:
     return float(((g > r + 40) & (g > b + 40)).mean()), float(((r > g + 80) & (r > b + 80)).mean())
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="chromium not installed")
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="headless Chromium not found: install it to run this test (Debian/Ubuntu: apt-get install -y "
+                           "chromium); .ci/run installs it in CI")
 def test_report_renders_in_headless_chromium(results: dict, tmp_path: Path) -> None:
     import re
 
