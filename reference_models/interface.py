@@ -120,9 +120,12 @@ class GenerationRequest:
         return int(round(self.duration_s * self.sample_rate))
 
     def sample_seeds(self) -> list[int]:
-        """Per-sample seeds ``derive_seed(seed, i)`` (seed 0 when ``seed`` is None)."""
+        """Per-sample seeds ``derive_seed(seed, k)`` with k the bench row (``rows[i]``) when given,
+        else the index i in the request, so a bench row gets the same noise in any batch
+        (seed 0 when ``seed`` is None)."""
         base = 0 if self.seed is None else int(self.seed)
-        return [derive_seed(base, i) for i in range(len(self))]
+        keys = self.rows if self.rows is not None else range(len(self))
+        return [derive_seed(base, int(k)) for k in keys]
 
     def guidance_for(self, modality: str, default: float) -> float:
         """The CFG scale for one modality (``default`` when the request leaves it open)."""
