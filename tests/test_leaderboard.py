@@ -40,11 +40,11 @@ def make_submission(name: str = "model A", values: dict[str, tuple[float, float,
     p = PROTOCOLS[protocol]
     if values is None:
         values = {k: (0.5, 0.4, 0.6) for k in weightless()}
-    encoders = {e: {"fingerprint": f"{e}@1[]", "weights_sha256": {}} for k in values for e in METRICS[k].encoders}
-    for k in values:
-        for e in METRICS[k].encoders:
-            for w in METRICS[k].weights:
-                encoders[e]["weights_sha256"][w.rstrip("/")] = "ab" * 32
+    from javisbench.encoders import encoder_class
+
+    encoders = {e: {"fingerprint": f"{e}@1[]", "weights_sha256": {wf.name: wf.sha256 or "ab" * 32
+                                                                  for wf in encoder_class(e).weight_files}}
+                for k in values for e in METRICS[k].encoders}
     per_category: dict[str, Any] = {}
     for cat, shift in (categories or {"natural": {}, "urban": {}}).items():
         per_category.setdefault("event_scenario", {})[cat] = {
@@ -186,6 +186,24 @@ def test_weights_hash_missing_for_a_scored_metric(board: Path, tmp_path: Path, c
     # with the hashes it is accepted
     assert add(write(make_submission("weighted", values={k: (0.3, 0.2, 0.4), **{w: (0.5, 0.4, 0.6) for w in weightless()}}),
                      tmp_path / "w2.json"), board) == 0
+
+
+def test_scores_from_other_weights_are_refused(board: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from javisbench.encoders import encoder_class
+    from javisbench.suite import METRICS
+
+    # a metric whose weight file has a published sha256: another file's hash is refused
+    k, enc, wf = next((k, e, wf) for k, m in METRICS.items() for e in m.encoders
+                      for wf in encoder_class(e).weight_files if wf.sha256)
+    sub = make_submission("other weights", values={k: (0.3, 0.2, 0.4)})
+    sub["encoders"][enc]["weights_sha256"][wf.name] = "0" * 64
+    sub["unofficial_weights"] = {f"{enc}:{wf.name}": "has sha256 000..., not the official file's"}
+    before = snapshot(board)
+    assert add(write(sub, tmp_path / "o.json"), board) == 2
+    err = capsys.readouterr().err
+    assert f"encoders.{enc}.weights_sha256.{wf.name}: 000000000000... is not the official file's {wf.sha256[:12]}" in err
+    assert f"unofficial_weights.{enc}:{wf.name}" in err and "refused, 2 problem(s)" in err
+    assert snapshot(board) == before
 
 
 @pytest.mark.parametrize("body,expected", [
@@ -347,6 +365,11 @@ def test_hostile_names_render_inert_in_all_four_outputs(tmp_path: Path) -> None:
     assert r"\textbf{x}" not in tex and r"\textbackslash{}textbf\{x\} 100\% \$y\$ \#1 a\_b \textasciitilde{} \textasciicircum{}" in tex
     body = [ln for ln in tex.splitlines() if ln.endswith(r"\\")]
     assert len({len(_tex_cells(r)) for r in body}) == 1 and len(body) == 1 + len(HOSTILE)
+    for ln in body + [ln for ln in tex.splitlines() if ln.startswith(r"\caption")]:
+        bare = re.sub(r"\\[{}%]", "", ln)            # braces balance and no comment starts inside a row
+        assert bare.count("{") == bare.count("}") and "%" not in bare, ln
+    bare = re.sub(r"\\[{}]", "", "\n".join(ln for ln in tex.splitlines() if not ln.startswith("%")))
+    assert bare.count("{") == bare.count("}")
     # CSV: parsed by the csv module, the formula is text
     rows_csv = list(csv.reader(io.StringIO((b / "leaderboard.csv").read_text())))
     header = rows_csv[0]

@@ -449,10 +449,36 @@ def check_policy(data: dict[str, Any]) -> list[str]:
         for enc in METRICS[key].encoders:
             if enc not in encs:
                 p.append(f"encoders.{enc}: missing (provenance of {key})")
-            elif needs_weights(enc) and not encs[enc].get("weights_sha256"):
-                p.append(f"encoders.{enc}.weights_sha256: empty; {key} was scored with weights whose sha256 is not "
-                         "recorded (provenance)")
+                continue
+            hashes = encs[enc].get("weights_sha256") or {}
+            files = weight_files(enc)
+            if files is None:       # encoder not importable here: at least one hash where weights are read
+                if needs_weights(enc) and not hashes:
+                    p.append(f"encoders.{enc}.weights_sha256: empty; {key} was scored with weights whose sha256 is "
+                             "not recorded (provenance)")
+                continue
+            for name, official in files:
+                if not hashes.get(name):
+                    p.append(f"encoders.{enc}.weights_sha256.{name}: missing; {key} was scored with weights whose "
+                             "sha256 is not recorded (provenance)")
+                elif official and hashes[name] != official:
+                    p.append(f"encoders.{enc}.weights_sha256.{name}: {hashes[name][:12]}... is not the official "
+                             f"file's {official[:12]}...; {key} is not comparable with other entries")
+    for what, why in sorted((data.get("unofficial_weights") or {}).items()):
+        p.append(f"unofficial_weights.{what}: {why if isinstance(why, str) else 'recorded'} (scores from other weights "
+                 "are not ranked)")
     return sorted(set(p), key=p.index)
+
+
+def weight_files(encoder: str) -> list[tuple[str, str | None]] | None:
+    """``(name, official sha256 or None)`` of every weight file ``encoder`` reads; None when the encoder
+    cannot be looked up here."""
+    try:
+        from javisbench.encoders import encoder_class
+
+        return [(wf.name, wf.sha256) for wf in encoder_class(encoder).weight_files]
+    except Exception:  # noqa: BLE001 - an optional dependency missing: fall back to the metric table
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
