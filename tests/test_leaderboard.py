@@ -465,6 +465,12 @@ def test_build_refuses_an_empty_folder(tmp_path: Path) -> None:
     assert main(["leaderboard", "build", "--results-dir", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
 
 
+def test_build_out_is_a_folder(board: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["leaderboard", "build", "--results-dir", str(board / "results"), "--out", str(board / "README.md")]) == 2
+    assert "expected the board folder" in capsys.readouterr().err
+    assert not (board / "README.md").exists()
+
+
 def test_demo_results_are_accepted_end_to_end(tmp_path: Path) -> None:
     """Real results files from `javisbench demo` pass the checks as they are."""
     from javisbench.demo import run_demo

@@ -196,6 +196,9 @@ def test_leaderboard_page_sorts_opens_tabs_and_renders(browser: Browser, tmp_pat
     # the model column sorts by name
     browser.click("#g1-t0 thead th:nth-child(2)")
     assert column("g1-t0", 1) == sorted(e[0] for e in ENTRIES)
+    # the family column sorts in the papers' order, not alphabetically
+    browser.click("#g1-t0 thead th:nth-child(1)")
+    assert column("g1-t0", 0) == ["T2A+A2V", "T2V+V2A", "T2AV", "T2AV"]
 
     # the category tab "urban": its panel shows, the overall panel hides, values are the category's
     tabs = browser.js("Array.from(document.querySelectorAll('#g1 [role=tab]')).map(t => t.textContent)")

@@ -67,8 +67,9 @@ def build(results_dir: str | Path | None, out: str | Path, reported_dir: str | P
         raise ValueError(f"no results files (*.json) in {results_dir}"
                          + (f" and no published tables (*.yaml) in {reported_dir}" if reported_dir else ""))
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give the board folder (the four files are written into it)")
+    if out.suffix.lower() in (".md", ".csv", ".tex", ".html") or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out {out}: expected the board folder (README.md, leaderboard.csv, leaderboard.tex and "
+                         "index.html are written into it), got a file name")
     written = []
     for name, text in render_all(board).items():
         path = out / name

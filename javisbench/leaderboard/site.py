@@ -85,6 +85,12 @@ _SCRIPT = """
 """
 
 
+def _family_rank(family: str) -> int:
+    from javisbench.leaderboard.submission import FAMILIES
+
+    return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+
+
 def _e(s: object) -> str:
     return escape(str(s), quote=True)
 
@@ -109,7 +115,9 @@ def _table_html(t: Table, rep: Reported | None, table_id: str) -> list[str]:
         head += metas
     out = [f'<table class="board sortable" id="{table_id}">', "<thead><tr>" + "".join(head) + "</tr></thead>", "<tbody>"]
     for ri, row in enumerate(t.rows):
-        cells = [f'<td class="text" data-v="{_e(row.family or "")}">{_e(row.family or "–")}</td>'] if fam else []
+        # the family column sorts in the papers' order (T2A+A2V, T2V+V2A, T2AV, then others)
+        fam_key = "" if not row.family else f"{_family_rank(row.family)}:{row.family}"
+        cells = [f'<td class="text" data-v="{_e(fam_key)}">{_e(row.family or "–")}</td>'] if fam else []
         name = _e(row.name)
         if row.link:
             name = f'<a href="{_e(row.link)}" rel="nofollow noopener noreferrer">{name}</a>'
