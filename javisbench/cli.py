@@ -55,6 +55,10 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_ls(a: argparse.Namespace) -> int:
+    if a.what == "generators":
+        from javisbench.cli_generators import ls_generators
+
+        return ls_generators(a.verbose)
     if a.what == "metrics":
         from javisbench.suite import METRICS
 
@@ -241,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     ls = sub.add_parser("ls", help="list metrics, encoders or protocols")
-    ls.add_argument("what", choices=["metrics", "encoders", "protocols", "benches"])
+    ls.add_argument("what", choices=["metrics", "encoders", "protocols", "benches", "generators"])
     ls.add_argument("-v", "--verbose", action="store_true")
     ls.set_defaults(func=cmd_ls)
 
@@ -306,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the runs (for per-category pairing)")
     c.add_argument("--out", default=None)
     c.set_defaults(func=cmd_compare)
+    from javisbench.cli_generators import register as _reg_gen
+    _reg_gen(sub)
     return p
 
 

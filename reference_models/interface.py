@@ -286,6 +286,17 @@ class Generator(nn.Module):
             model = cls(preset=preset, **kw).to(device)
         return model
 
+    def clip_size(self) -> dict[str, Any]:
+        """The clip size this model trains on and generates: ``duration_s``, ``fps``, ``height``,
+        ``width``, ``sample_rate`` (default: the tiny size, 4 s, 8 fps, 32×32, 16 kHz).  The dataset
+        decodes benches to it and ``generate`` requests it."""
+        cfg = getattr(self, "cfg", None)
+        out: dict[str, Any] = {"duration_s": 4.0, "fps": 8.0, "height": 32, "width": 32, "sample_rate": 16000}
+        for k in out:
+            if cfg is not None and hasattr(cfg, k):
+                out[k] = getattr(cfg, k)
+        return out
+
     # -- generation and training ------------------------------------------------------------
     def generate(self, req: GenerationRequest) -> GenerationOutput:
         raise NotImplementedError(f"{type(self).__name__}.generate")

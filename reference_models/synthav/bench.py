@@ -94,7 +94,7 @@ def write_bench(out_dir: str | Path, clips: list[Clip], meta: dict[str, Any] | N
     ``out_dir`` must not exist or be an empty folder."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists and is not an empty folder; choose a new output folder")
+        raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
