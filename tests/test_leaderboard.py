@@ -379,6 +379,48 @@ def test_hostile_names_render_inert_in_all_four_outputs(tmp_path: Path) -> None:
     assert models - {"'=cmd()"} == set(HOSTILE.values()) - {"=cmd()"}
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def test_page_is_well_formed_and_self_contained(tmp_path: Path) -> None:
+    b = tmp_path / "board"
+    assert add(write(make_submission("m", family="T2AV"), tmp_path / "m.json"), b, "--link", "https://example.org/m") == 0
+    assert main(["leaderboard", "build", "--out", str(b), "--reported-dir", str(REPORTED)]) == 0
+    html = (b / "index.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    stack: list[str] = []
+    errors: list[str] = []
+    refs: list[tuple[str, str, str]] = []
+
+    class Check(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: D102
+            refs.extend((tag, k, v) for k, v in attrs if k in ("src", "href", "srcset", "data", "action", "poster"))
+            if tag not in VOID:
+                stack.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:  # noqa: D102
+            if not stack or stack[-1] != tag:
+                errors.append(f"</{tag}> closes {stack[-1] if stack else 'nothing'}")
+            else:
+                stack.pop()
+
+    c = Check(convert_charrefs=True)
+    c.feed(html)
+    c.close()
+    assert not errors and not stack, (errors[:3], stack)
+    # nothing is loaded from elsewhere: no src at all, links only to sections, the sibling outputs and entry links
+    assert not [r for r in refs if r[1] != "href" or r[0] != "a"], refs
+    hrefs = {r[2] for r in refs}
+    assert hrefs - {"#measured", "#reported", *OUTPUTS} == {"https://example.org/m"}
+    style = html[html.index("<style>"): html.index("</style>")]
+    assert "url(" not in style and "@import" not in style and "@font-face" not in style
+    assert html.count("<script") == 1 and "<script>" in html           # one inline script, no src
+    from javisbench.leaderboard import load_reported
+
+    # one radar chart per model: the measured entry and every row of every published table
+    assert html.count("<svg") == 1 + sum(len(load_reported(f).rows) for f in REPORTED.glob("*.yaml"))
+
+
 def test_build_is_byte_identical(tmp_path: Path) -> None:
     b = tmp_path / "board"
     for i, name in enumerate(("m1", "m2", "m3")):

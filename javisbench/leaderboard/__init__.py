@@ -174,6 +174,9 @@ def add(files: str | Path | Sequence[str | Path], results_dir: str | Path, name:
             if ident in existing and not replace:
                 problems.append(f"an entry for {what} is already on the board "
                                 f"({', '.join(f.name for f in existing[ident])}); pass --replace to replace it")
+            taken = [f for fs in existing.values() for f in fs if f.name == entry_filename(data)]
+            if taken and ident not in existing:    # a 48-bit hash collision: refuse rather than overwrite
+                problems.append(f"the entry file name {entry_filename(data)} is taken by another entry; rename the model")
             if ident in seen:
                 problems.append(f"{seen[ident]} in the same command is also {what}")
             seen[ident] = str(p)

@@ -157,7 +157,8 @@ def _cell_from(c: Any, skipped: str | None) -> Cell:
                     None if c.get("ci_high") is None else float(c["ci_high"]), c.get("n"))
     if skipped:
         return Cell(None, note="skipped")
-    return Cell(None, note="failed" if isinstance(c, dict) else "-")
+    # no value: every sample failed (a failure count), or none to score (an empty category, not computed)
+    return Cell(None, note="failed" if isinstance(c, dict) and c.get("n_failed") else "-")
 
 
 def _slug_id(prefix: str, i: int) -> str:
