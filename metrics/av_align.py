@@ -12,6 +12,26 @@ As the JavisBench code computes it (spec §4.8):
   peak strictly within ``±tolerance_frames / fps``; an audio peak counts once, but several audio
   peaks may match the same video peak, so the score can exceed 1.
 
+Determinism.  The original is not deterministic: it takes the flow magnitude with
+``cv2.magnitude`` and averages it with ``cv2.mean``, whose SIMD paths round the last bit
+differently depending on where the input happens to sit in memory.  On duplicated frames or
+static shots (common in generated video) consecutive trajectory entries that should be equal then
+differ by ~1e-13, and the strict local-maximum test fires inside flat stretches: on one clip of
+48 frames, each repeated 4 times, twenty identical calls of the original gave 9 different
+trajectories and 47 to 75 video peaks (47 are real).  Here the magnitude is taken in float64 from
+the two float32 flow components (the squares are exact, the sum and the square root correctly
+rounded) and averaged by numpy's fixed-order pairwise sum (:func:`mean_flow_magnitude`), so the
+same frames give the same bytes whatever their memory layout and OpenCV's thread count, and equal
+frame pairs give equal values.  Against the original this moves trajectory values by a few 1e-9
+relative at most, far inside the golden tolerance (rel 1e-3), and agrees on every golden peak.
+
+Flow threshold.  The AV-Align authors' later version (TempoTokens, ``guyyariv/TempoTokens``
+``av_align.py``, commit ``bf0b1e3`` of 2025-02-13) keeps a flow peak only when its mean
+magnitude is at least 0.1 px/frame ("to prevent static scenes from being incorrectly calculated as
+peaks due to very small optical flow").  The JavisBench fork has no threshold.
+``flow_threshold`` (:func:`video_peaks`, :func:`av_align`) selects the rule: 0 is the original's,
+:data:`TEMPOTOKENS_FLOW_THRESHOLD` (0.1) the later one.
+
 OpenCV (``cv2``) and librosa are imported inside the functions that need them.  librosa is used
 only for the STFT and mel filterbank, with every parameter passed explicitly; the dB conversion,
 onset envelope and peak picking are implemented here with librosa 0.9.2's semantics, so the
@@ -27,6 +47,10 @@ import numpy as np
 # Farneback parameters of the original: pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags.
 FARNEBACK_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
 
+# Minimum mean flow magnitude (px/frame) of a video peak in the authors' later AV-Align
+# (TempoTokens av_align.py, 2025: ``arr[i] >= 0.1``); the JavisBench fork uses none (0).
+TEMPOTOKENS_FLOW_THRESHOLD = 0.1
+
 # librosa 0.9.2 onset defaults.
 ONSET_N_FFT = 2048
 ONSET_HOP = 512
@@ -40,11 +64,45 @@ POWER_TO_DB_TOP_DB = 80.0
 # ---------------------------------------------------------------------------------------------
 # video
 # ---------------------------------------------------------------------------------------------
+def mean_flow_magnitude(flow: np.ndarray) -> float:
+    """Mean over pixels of ``sqrt(u^2 + v^2)``, computed so that the result is bit-reproducible.
+
+    The two float32 components are widened to float64 (their squares are then exact), the square
+    root is correctly rounded, and the mean is numpy's pairwise sum of a fresh C-contiguous
+    array, whose order depends only on the number of pixels.  The original's
+    ``cv2.mean(cv2.magnitude(u, v))`` gives results whose last bits depend on the memory alignment
+    of its input; this differs from it by a few 1e-9 relative at most.
+
+    Args:
+        flow: (H, W, 2) flow field (u, v), any float dtype and memory layout.
+
+    Returns:
+        The mean magnitude as a Python float.
+
+    Example:
+        >>> f = np.zeros((2, 2, 2), np.float32); f[..., 0] = 3.0; f[..., 1] = 4.0
+        >>> mean_flow_magnitude(f)
+        5.0
+    """
+    arr = np.asarray(flow)
+    if arr.ndim != 3 or arr.shape[-1] != 2:
+        raise ValueError(f"flow must be (H, W, 2), got shape {arr.shape}")
+    u = np.array(arr[..., 0], dtype=np.float64, order="C")
+    v = np.array(arr[..., 1], dtype=np.float64, order="C")
+    u *= u
+    v *= v
+    u += v
+    np.sqrt(u, out=u)
+    return float(np.add.reduce(u.reshape(-1)) / u.size)
+
+
 def flow_trajectory(frames: np.ndarray) -> np.ndarray:
     """Per-frame mean optical-flow magnitude, with the first pair duplicated.
 
     ``m_i = mean_pixels |Farneback(gray_{i-1}, gray_i)|`` with parameters
-    (0.5, 3, 15, 3, 5, 1.2, 0); the trajectory is ``[m_1, m_1, m_2, ..., m_{T-1}]``.  The original
+    (0.5, 3, 15, 3, 5, 1.2, 0); the trajectory is ``[m_1, m_1, m_2, ..., m_{T-1}]``.  The magnitude
+    is averaged by :func:`mean_flow_magnitude` (deterministic, unlike the original's
+    ``cv2.magnitude``/``cv2.mean``; see the module docstring).  The original
     converts cv2's BGR frames with BGR2GRAY; converting RGB frames with RGB2GRAY applies the same
     weights to the same channels, so the grayscale images are identical.
 
@@ -77,32 +135,52 @@ def flow_trajectory(frames: np.ndarray) -> np.ndarray:
     mags = np.empty(arr.shape[0] - 1, np.float64)
     for i in range(1, arr.shape[0]):
         flow = cv2.calcOpticalFlowFarneback(gray[i - 1], gray[i], None, *FARNEBACK_PARAMS)
-        mag = cv2.magnitude(flow[..., 0], flow[..., 1])
-        mags[i - 1] = cv2.mean(mag)[0]   # float64 accumulation, as the original
+        mags[i - 1] = mean_flow_magnitude(flow)
     return np.concatenate([mags[:1], mags])
 
 
-def video_peaks(traj: np.ndarray, fps: float) -> np.ndarray:
+def video_peaks(traj: np.ndarray, fps: float, flow_threshold: float = 0.0) -> np.ndarray:
     """Times (s) of the strict interior local maxima of a trajectory: ``i / fps`` where ``t[i-1] < t[i] > t[i+1]``.
 
+    With ``flow_threshold > 0`` a maximum is kept only when ``t[i] >= flow_threshold`` (the
+    authors' later rule, :data:`TEMPOTOKENS_FLOW_THRESHOLD` = 0.1 px/frame); 0 keeps every
+    maximum, as the JavisBench original does.
+
     Args:
-        traj: (T,) trajectory.
+        traj: (T,) trajectory (mean flow magnitudes, px/frame).
         fps: frame rate (> 0).
+        flow_threshold: minimum magnitude of a kept peak (>= 0).
 
     Returns:
         (P,) float64 seconds, increasing.
 
+    Raises:
+        ValueError: non-positive fps, negative or non-finite threshold.
+
     Example:
         >>> video_peaks(np.array([0.0, 2.0, 1.0, 1.0, 3.0, 0.0]), 2.0).tolist()
         [0.5, 2.0]
+        >>> video_peaks(np.array([0.0, 0.05, 0.0, 0.2, 0.0]), 1.0, flow_threshold=0.1).tolist()
+        [3.0]
     """
     t = np.asarray(traj, np.float64).ravel()
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    thr = _check_threshold(flow_threshold)
     if t.size < 3:
         return np.zeros(0, np.float64)
-    idx = np.flatnonzero((t[1:-1] > t[:-2]) & (t[1:-1] > t[2:])) + 1
+    keep = (t[1:-1] > t[:-2]) & (t[1:-1] > t[2:])
+    if thr > 0:
+        keep &= t[1:-1] >= thr
+    idx = np.flatnonzero(keep) + 1
     return idx / float(fps)
+
+
+def _check_threshold(flow_threshold: float) -> float:
+    thr = float(flow_threshold)
+    if not (np.isfinite(thr) and thr >= 0):
+        raise ValueError(f"flow_threshold must be a finite value >= 0 (px/frame), got {flow_threshold!r}")
+    return thr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +193,45 @@ def _power_to_db(s: np.ndarray) -> np.ndarray:
     # floor is then cast back to the array dtype: reproduce that rounding explicitly.
     floor = float(log_spec.max()) - POWER_TO_DB_TOP_DB
     return np.maximum(log_spec, log_spec.dtype.type(floor))
+
+
+def mel_power_spectrogram(wave: np.ndarray, sr: int) -> np.ndarray:
+    """librosa's ``melspectrogram(y, sr)`` with the onset defaults, with a reproducible mel projection.
+
+    ``|STFT|^2`` (n_fft 2048, hop 512, Hann, centred with zero padding, complex64 as librosa) is
+    projected on 128 Slaney mel filters (0 to sr/2, float32).  librosa does the projection as a
+    float32 BLAS product, whose rounding changes with the BLAS thread count (measured: 1 vs 2
+    OpenBLAS threads give different bytes on 4 of the 7 golden clips), and the onset peak picking
+    then compares those last bits (``x == moving max``).  Here each mel band is the float64 sum of
+    its exact float32 x float32 products over the filter's non-zero bins, in a fixed pairwise order,
+    rounded once to float32: the same audio gives the same bytes under any thread count or memory
+    layout, and the value is the correctly rounded result up to ~1e-16 relative (librosa's float32
+    sum is off by up to a few float32 ulps).
+
+    Args:
+        wave: (L,) mono waveform (cast to float32).
+        sr: sample rate.
+
+    Returns:
+        (128, 1 + L // 512) float32 mel power spectrogram.
+    """
+    import librosa
+
+    y = np.ascontiguousarray(wave, dtype=np.float32)
+    spec = librosa.stft(y, n_fft=ONSET_N_FFT, hop_length=ONSET_HOP, win_length=None, window="hann", center=True,
+                        pad_mode="constant")
+    power_t = np.ascontiguousarray(np.abs(spec).T ** 2.0, dtype=np.float64)        # (T, F), float32 values
+    basis = librosa.filters.mel(sr=sr, n_fft=ONSET_N_FFT, n_mels=ONSET_N_MELS, fmin=0.0, fmax=None, htk=False,
+                                norm="slaney", dtype=np.float32)
+    out = np.zeros((basis.shape[0], power_t.shape[0]), np.float64)
+    for m in range(basis.shape[0]):
+        nz = np.flatnonzero(basis[m])
+        if nz.size == 0:
+            continue
+        lo, hi = int(nz[0]), int(nz[-1]) + 1
+        prod = power_t[:, lo:hi] * basis[m, lo:hi].astype(np.float64)            # fresh (T, k), C order
+        out[m] = np.add.reduce(prod, axis=1)
+    return out.astype(np.float32)
 
 
 def onset_envelope(wave: np.ndarray, sr: int) -> np.ndarray:
@@ -132,15 +249,7 @@ def onset_envelope(wave: np.ndarray, sr: int) -> np.ndarray:
     Returns:
         (n_frames,) float32 onset strength, ``n_frames = 1 + L // 512``.
     """
-    import librosa
-
-    y = np.ascontiguousarray(wave, dtype=np.float32)
-    mel = librosa.feature.melspectrogram(
-        y=y, sr=sr, n_fft=ONSET_N_FFT, hop_length=ONSET_HOP, win_length=None, window="hann", center=True,
-        pad_mode="constant", power=2.0, n_mels=ONSET_N_MELS, fmin=0.0, fmax=None, htk=False, norm="slaney",
-        dtype=np.float32,
-    )
-    s = _power_to_db(np.abs(mel))
+    s = _power_to_db(np.abs(mel_power_spectrogram(wave, sr)))
     diff = np.maximum(0.0, s[:, ONSET_LAG:] - s[:, :-ONSET_LAG])
     env = np.mean(diff, axis=0)
     shift = ONSET_LAG + ONSET_N_FFT // (2 * ONSET_HOP)
@@ -284,7 +393,8 @@ def av_align_score(audio_peaks: np.ndarray, video_peaks: np.ndarray, fps: float,
     return inter / (a.size + v.size - inter + 1e-6)
 
 
-def av_align(frames: np.ndarray, fps: float, wave: np.ndarray, sr: int, tolerance_frames: int = 1) -> float:
+def av_align(frames: np.ndarray, fps: float, wave: np.ndarray, sr: int, tolerance_frames: int = 1,
+             flow_threshold: float = 0.0) -> float:
     """AV-Align of one clip from decoded media: flow peaks of ``frames`` vs onsets of ``wave``.
 
     Args:
@@ -293,8 +403,11 @@ def av_align(frames: np.ndarray, fps: float, wave: np.ndarray, sr: int, toleranc
         wave: (L,) mono audio at its native rate (untruncated, as the original).
         sr: its sample rate.
         tolerance_frames: see :func:`av_align_score`.
+        flow_threshold: minimum mean flow magnitude (px/frame) of a video peak; 0 (the JavisBench
+            rule) keeps all, :data:`TEMPOTOKENS_FLOW_THRESHOLD` (0.1) is the authors' later rule.
 
     Returns:
         The score as a Python float.
     """
-    return av_align_score(audio_peaks(wave, sr), video_peaks(flow_trajectory(frames), fps), fps, tolerance_frames)
+    return av_align_score(audio_peaks(wave, sr), video_peaks(flow_trajectory(frames), fps, flow_threshold), fps,
+                          tolerance_frames)

@@ -80,6 +80,10 @@ def official_groups(n_segments: int, group: int = GROUP_SEGMENTS) -> list[list[i
 def offsets_from_logits(logits: np.ndarray, grid: np.ndarray = OFFSET_GRID) -> np.ndarray:
     """Absolute offsets (s) of each group: ``|grid[argmax(logits, -1)]|``.
 
+    A pure function of the logits' values: ties go to the first (most negative) class, and the
+    memory layout of ``logits`` plays no part.  Whatever rounding decides a near-tie happens
+    upstream, in the model that produced the logits.
+
     Args:
         logits: (..., 21) class logits.
         grid: (21,) offset grid.

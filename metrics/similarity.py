@@ -27,7 +27,8 @@ def cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-6, axis: int = -1) -> n
         axis: the axis that is reduced.
 
     Returns:
-        The broadcast shape with ``axis`` removed (a 0-d array for two vectors).
+        The broadcast shape with ``axis`` removed (a 0-d array for two vectors).  Bit-identical for
+        equal inputs whatever their memory layout (C, Fortran, strided views).
 
     Example:
         >>> float(cosine(np.array([1.0, 0.0]), np.array([1.0, 1.0])))  # doctest: +ELLIPSIS
@@ -40,9 +41,12 @@ def cosine(a: np.ndarray, b: np.ndarray, eps: float = 1e-6, axis: int = -1) -> n
     dtype = np.result_type(x, y)
     if not np.issubdtype(dtype, np.floating):
         dtype = np.dtype(np.float64)
-    x = x.astype(dtype, copy=False)
-    y = y.astype(dtype, copy=False)
     x, y = np.broadcast_arrays(x, y)
+    # The reduced axis last and C-contiguous copies: numpy's sum then adds each row in the same
+    # pairwise order whatever the inputs' memory layout, so equal inputs give equal bytes.
+    x = np.ascontiguousarray(np.moveaxis(x, axis, -1), dtype=dtype)
+    y = np.ascontiguousarray(np.moveaxis(y, axis, -1), dtype=dtype)
+    axis = -1
     nx = np.maximum(np.sqrt(np.sum(x * x, axis=axis, keepdims=True)), dtype.type(eps))
     ny = np.maximum(np.sqrt(np.sum(y * y, axis=axis, keepdims=True)), dtype.type(eps))
     return np.sum((x / nx) * (y / ny), axis=axis)
