@@ -261,6 +261,21 @@ def test_existing_entry_needs_replace(board: Path, tmp_path: Path, capsys: pytes
     assert len(list((board / "results").glob("*.json"))) == 2
 
 
+def test_several_files_all_or_nothing(board: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    good = write(make_submission("good one"), tmp_path / "good.json")
+    bad = make_submission("bad one")
+    bad["bench"]["name"] = "elsewhere"
+    twin = write(make_submission("good one"), tmp_path / "twin.json")
+    before = snapshot(board)
+    assert main(["leaderboard", "add", str(good), str(write(bad, tmp_path / "bad.json")), str(twin), "--out", str(board)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: refused" in err and "'elsewhere' is not a bench" in err
+    assert "twin.json: refused" in err and "good.json in the same command is also model 'good one'" in err
+    assert snapshot(board) == before
+    assert main(["leaderboard", "add", str(good), "--out", str(board)]) == 0
+    assert len(list((board / "results").glob("*.json"))) == 2
+
+
 def test_names_that_slug_alike_keep_both_entries(tmp_path: Path) -> None:
     b = tmp_path / "board"
     for i, name in enumerate(("Team A/model v1", "Team A model v1", "team-a-model-v1")):

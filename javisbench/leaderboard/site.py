@@ -42,7 +42,7 @@ div.tabs button{border:1px solid #c3cad6;background:#f4f6fa;border-radius:4px;pa
 div.tabs button[aria-selected=true]{background:#2b5fb3;color:#fff;border-color:#2b5fb3}
 div.radars{display:flex;flex-wrap:wrap;gap:10px}
 figure.radar{margin:0;border:1px solid #e1e5ec;border-radius:6px;padding:4px}
-figure.radar figcaption{font-size:.85em;text-align:center;max-width:240px;overflow-wrap:anywhere}
+figure.radar figcaption{font-size:.85em;text-align:center;max-width:220px;overflow-wrap:anywhere}
 svg text{font-size:9px;fill:#3a4250}
 """
 
@@ -144,7 +144,7 @@ def _cell_html(c: Cell, shown: str | None) -> str:
     return f'<td data-v="{_num_attr(c.value)}"{attr}{tip}>{_e(fmt_cell(c, shown))}{rank}</td>'
 
 
-def radar_svg(t: Table, row: Row, size: int = 240) -> str:
+def radar_svg(t: Table, row: Row, size: int = 220) -> str:
     """One model's scores on every metric of its table, each axis scaled within the table.
 
     An axis runs from the table's worst value (inner ring) to its best (outer ring), whatever the
@@ -152,7 +152,7 @@ def radar_svg(t: Table, row: Row, size: int = 240) -> str:
     """
     n = len(t.columns)
     cx = cy = size / 2
-    radius = size / 2 - 48
+    radius = size / 2 - 44
     pts, axes, labels = [], [], []
     for i, col in enumerate(t.columns):
         vals = [r.cells[i].value for r in t.rows if r.cells[i].value is not None]
@@ -188,7 +188,9 @@ def radar_svg(t: Table, row: Row, size: int = 240) -> str:
 def _radars(t: Table) -> list[str]:
     if not t.columns or not t.rows:
         return []
-    out = ['<div class="radars">']
+    out = ['<p class="meta">Per model: each axis runs from the worst value in this table (centre) to the best '
+           "(outer ring), whatever the metric's direction; a missing value sits at the centre.</p>",
+           '<div class="radars">']
     for row in t.rows:
         out.append(f'<figure class="radar">{radar_svg(t, row)}<figcaption>{_e(row.name)}</figcaption></figure>')
     out.append("</div>")
