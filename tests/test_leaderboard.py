@@ -436,6 +436,36 @@ def test_page_is_well_formed_and_self_contained(tmp_path: Path) -> None:
     assert html.count("<svg") == 1 + sum(len(load_reported(f).rows) for f in REPORTED.glob("*.yaml"))
 
 
+def _latex_ready() -> bool:
+    import shutil
+    import subprocess
+
+    if not (shutil.which("pdflatex") and shutil.which("kpsewhich")):
+        return False
+    found = subprocess.run(["kpsewhich", "booktabs.sty", "graphicx.sty"], capture_output=True, text=True, check=False)
+    return len(found.stdout.split()) == 2
+
+
+@pytest.mark.skipif(not _latex_ready(), reason="pdflatex with booktabs not found: install it to compile the LaTeX "
+                    "output (Debian: apt-get install -y texlive-latex-base texlive-latex-recommended)")
+def test_latex_output_compiles_with_hostile_names(tmp_path: Path) -> None:
+    import subprocess
+
+    b = tmp_path / "board"
+    for key, name in HOSTILE.items():
+        assert add(write(make_submission(name), tmp_path / f"{key}.json"), b) == 0
+    assert main(["leaderboard", "build", "--out", str(b), "--reported-dir", str(REPORTED)]) == 0
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage[T1]{fontenc}\n"
+                                      "\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+                                      f"\\input{{{(b / 'leaderboard.tex').as_posix()}}}\n\\end{{document}}\n")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Undefined control sequence" not in log and (tmp_path / "doc.pdf").stat().st_size > 10000
+    assert "Overfull" not in log                  # wide tables are shrunk to the line width
+
+
 def test_build_is_byte_identical(tmp_path: Path) -> None:
     b = tmp_path / "board"
     for i, name in enumerate(("m1", "m2", "m3")):
