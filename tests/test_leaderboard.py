@@ -172,6 +172,20 @@ def test_bad_submission_refused_with_reason_and_board_unchanged(case: str, board
     assert snapshot(board) == before
 
 
+def test_an_official_metric_that_failed_on_every_sample_is_accounted_for(board: Path, tmp_path: Path) -> None:
+    from javisbench.suite import METRICS
+
+    off = next(k for k in weightless() if METRICS[k].official)
+    sub = make_submission("all failed")
+    sub["overall"][off] = {"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_failed": 4}
+    assert add(write(sub, tmp_path / "f.json"), board) == 2            # no failure recorded: no reason
+    sub["failures"] = {f"s{i}": {"decode": "truncated file"} for i in range(4)}
+    assert add(write(sub, tmp_path / "f.json"), board) == 0
+    assert build(board) == 0
+    row = next(ln for ln in (board / "README.md").read_text().splitlines() if "all failed" in ln)
+    assert "failed" in _md_cells(row)
+
+
 def test_weights_hash_missing_for_a_scored_metric(board: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from javisbench.suite import METRICS
 

@@ -434,8 +434,11 @@ def check_policy(data: dict[str, Any]) -> list[str]:
     for key, m in METRICS.items():
         if not m.official or key not in applies:
             continue
-        scored = isinstance(overall.get(key), dict) and overall[key].get("value") is not None
-        if not scored and not skipped.get(key):
+        cell = overall.get(key)
+        scored = isinstance(cell, dict) and cell.get("value") is not None
+        # every sample failed: the failures are the recorded reason
+        all_failed = isinstance(cell, dict) and bool(cell.get("n_failed")) and bool(data.get("failures"))
+        if not scored and not all_failed and not skipped.get(key):
             p.append(f"overall.{key}: official metric {key} is neither scored nor skipped with a reason")
     for key, c in overall.items():
         if c.get("value") is not None and key in skipped:
