@@ -341,6 +341,8 @@ GENERATORS: dict[str, str] = {
     "frozen-video": "reference_models.baselines:FrozenVideo",
     "noise-video": "reference_models.baselines:NoiseVideo",
     "silent-audio": "reference_models.baselines:SilentAudio",
+    # reference generators II
+    "mm-diffusion": "reference_models.mmdiffusion:MMDiffusion",
 }
 
 
