@@ -224,7 +224,7 @@ def build_scene(labels: Labels, seed: int, knobs: SyncKnobs | None = None, durat
     bands = [str(b) for b in rng.permutation(list(BANDS))]
     n_sub = 1 if spatial == "single_subject" else (int(rng.integers(2, 4)) if spatial == "multiple_subjects" else 1)
 
-    def new_source(k: str, i: int, visible: bool, sounding: bool = True) -> Source:
+    def new_source(k: str, i: int, visible: bool, sounding: bool = True, slot: int | None = None) -> Source:
         band = bands[i % 3]
         lo, hi, yc = BANDS[band]
         shape = _shape_for(k if sounding else "silent", scenario, rng)
@@ -232,7 +232,7 @@ def build_scene(labels: Labels, seed: int, knobs: SyncKnobs | None = None, durat
             return Source("ambient", "field", colours[i % len(colours)], band, visible, 0.5, 0.5, 0.5, 0.0,
                           float(rng.uniform(lo, hi)), sounding)
         xs = (0.5,) if n_sub == 1 else (0.25, 0.75) if n_sub == 2 else (0.2, 0.5, 0.8)
-        x = xs[i % len(xs)] + float(rng.uniform(-0.05, 0.05))
+        x = xs[(i if slot is None else slot) % len(xs)] + float(rng.uniform(-0.05, 0.05))
         return Source(k if sounding else "silent", shape, colours[i % len(colours)], band, visible, x,
                       yc + float(rng.uniform(-0.03, 0.03)), float(rng.uniform(0.11, 0.15)),
                       float(rng.uniform(-0.04, 0.04)), float(rng.uniform(lo, hi)), sounding)
@@ -248,8 +248,7 @@ def build_scene(labels: Labels, seed: int, knobs: SyncKnobs | None = None, durat
     if kind == "ambient" and spatial == "multiple_subjects":
         # the ambience is the primary sound; the other subjects are visible sounding objects
         sec = SCENARIO_SECONDARY[scenario]
-        for i in range(1, len(sources)):
-            sources[i] = new_source(sec, i, visible=True)
+        sources[1:] = [new_source(sec, i + 1, visible=True, slot=i) for i in range(n_sub)]
 
     # ---- timeline (visual times; audio follows unless a knob moves it) ----
     timeline: list[tuple[int, float, float]] = []          # (source, onset, duration)

@@ -4,7 +4,7 @@ Each event's sound occupies exactly ``[audio_onset_sample, audio_onset_sample + 
 it starts from silence with a 3 ms linear attack whose first sample is already non-zero and ends
 with a 10 ms fade-out, so the stored onset sample is the first sample the event changes.
 Sounds by kind: impact = noise burst + damped modal sinusoid; note = 3-harmonic tone with ADSR on
-a pentatonic step above the source's frequency; call = FM chirp; spin = harmonic hum with
+a pentatonic step above the source's frequency; call = decaying FM chirp; spin = harmonic hum with
 amplitude modulation at the rotation rate; talk = glottal pulse train through two formant
 resonators with a 4 syllables/s envelope; ambient = band-passed noise gust.  Every draw is seeded
 by (scene seed, event index), so muting one event leaves the others' samples unchanged.
@@ -21,6 +21,7 @@ from reference_models.synthav.scene import BANDS, Scene
 ATTACK_S = 0.003
 RELEASE_S = 0.010
 GAIN = 0.6
+PHASE = np.pi / 4        # tonal partials start off zero, so an event's first sample is never silent
 _VOWELS = [(730.0, 1090.0), (270.0, 2290.0), (530.0, 1840.0), (570.0, 840.0), (300.0, 870.0)]
 
 
@@ -43,19 +44,19 @@ def event_sound(kind: str, n: int, freq: float, sr: int, rng: np.random.Generato
     """The ``n``-sample sound of one event (float64, peak ≈ 0.3–0.6, starting at full attack)."""
     t = np.arange(n) / sr
     if kind == "impact":
-        x = 0.5 * np.exp(-t / 0.012) * rng.standard_normal(n) + 0.6 * np.exp(-t / 0.07) * np.sin(2 * np.pi * freq * t)
+        x = 0.5 * np.exp(-t / 0.012) * rng.standard_normal(n) + 0.6 * np.exp(-t / 0.07) * np.sin(2 * np.pi * freq * t + PHASE)
     elif kind == "note":
         step = int(rng.choice([0, 2, 4, 7, 9]))
         f0 = freq * 2 ** (step / 12)
         adsr = np.minimum(1.0, 0.6 + 0.4 * np.exp(-t / 0.06))
-        x = 0.45 * adsr * sum(a * np.sin(2 * np.pi * k * f0 * t) for k, a in ((1, 1.0), (2, 0.5), (3, 0.25)))
+        x = 0.45 * adsr * sum(a * np.sin(2 * np.pi * k * f0 * t + PHASE) for k, a in ((1, 1.0), (2, 0.5), (3, 0.25)))
     elif kind == "call":
         sweep = freq * (1.0 + 0.6 * t / max(t[-1], 1e-9))
         ph = 2 * np.pi * np.cumsum(sweep * (1 + 0.15 * np.sin(2 * np.pi * 30 * t))) / sr
-        x = 0.5 * np.sin(ph) * (0.6 + 0.4 * np.abs(np.sin(np.pi * 8 * t + np.pi / 2)))
+        x = 0.5 * np.sin(ph) * np.exp(-t / 0.12)
     elif kind == "spin":
         f0 = freq * 0.5
-        x = 0.4 * (0.6 + 0.4 * np.cos(2 * np.pi * 6 * t)) * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3, 4))
+        x = 0.4 * (0.6 + 0.4 * np.cos(2 * np.pi * 6 * t)) * sum(np.sin(2 * np.pi * k * f0 * t + PHASE) / k for k in (1, 2, 3, 4))
     elif kind == "talk":
         f0 = {"low": 120.0, "mid": 170.0, "high": 230.0}[band] * (1 + 0.08 * np.sin(2 * np.pi * 1.5 * t))
         ph = np.cumsum(f0) / sr
