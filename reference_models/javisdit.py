@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional
 
@@ -375,10 +376,13 @@ class STPriorExtractor(nn.Module):
         self.spatial_query_emb = nn.Parameter(torch.randn(1, spatial_token_num, hidden_size))
         self.temporal_query_emb = nn.Parameter(torch.randn(1, temporal_token_num, hidden_size))
         self.in_proj = nn.Linear(text_emb_dim, hidden_size)
-        self.prior_extractor = nn.Transformer(d_model=hidden_size, nhead=nhead, num_encoder_layers=num_encoder_layers,
-                                              num_decoder_layers=num_decoder_layers,
-                                              dim_feedforward=hidden_size * feedforward_scale, dropout=0.0,
-                                              activation=approx_gelu(), batch_first=True, norm_first=True)
+        with warnings.catch_warnings():   # nn.Transformer asks for nested tensors, which pre-norm layers never use
+            warnings.filterwarnings("ignore", message="enable_nested_tensor is True")
+            self.prior_extractor = nn.Transformer(d_model=hidden_size, nhead=nhead,
+                                                  num_encoder_layers=num_encoder_layers,
+                                                  num_decoder_layers=num_decoder_layers,
+                                                  dim_feedforward=hidden_size * feedforward_scale, dropout=0.0,
+                                                  activation=approx_gelu(), batch_first=True, norm_first=True)
         self.out_proj = nn.Linear(hidden_size, out_dim * 2 if apply_sampling else out_dim)
         self.encode_va = encode_va
         if encode_va:
