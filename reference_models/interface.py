@@ -341,6 +341,9 @@ GENERATORS: dict[str, str] = {
     "frozen-video": "reference_models.baselines:FrozenVideo",
     "noise-video": "reference_models.baselines:NoiseVideo",
     "silent-audio": "reference_models.baselines:SilentAudio",
+    # reference generators I
+    "javisdit": "reference_models.javisdit:JavisDiT",
+    "javisdit++": "reference_models.javisdit_pp:JavisDiTPP",
     # reference generators II
     "mm-diffusion": "reference_models.mmdiffusion:MMDiffusion",
 }
