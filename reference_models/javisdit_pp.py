@@ -389,8 +389,10 @@ class JavisDiTPP(Generator):
 
     def set_stage(self, name: str) -> None:
         """``joint_from_scratch``: everything trains; ``audio_pretrain``: audio-specific modules only,
-        audio tokens only; ``sft`` / ``dpo``: LoRA (``sft_lora_rank``) or full fine-tuning; ``dpo``
-        also freezes a copy of the current model as the reference."""
+        audio tokens only; ``sft`` / ``dpo``: LoRA (``sft_lora_rank``) or full fine-tuning. In ``dpo`` the
+        first preference step freezes a copy of the current weights as the reference (the SFT model
+        loaded with ``--init``); the copy is not saved, so a resumed DPO run re-anchors it at the
+        resumed weights."""
         super().set_stage(name)
         for p in self.parameters():
             p.requires_grad_(name in ("joint_from_scratch",))
@@ -404,12 +406,8 @@ class JavisDiTPP(Generator):
             else:
                 for n, p in self.named_parameters():
                     p.requires_grad_(not n.startswith("text_encoder"))
-        if name == "dpo":
-            object.__setattr__(self, "_ref", None)
-            ref = copy.deepcopy(self)
-            ref.requires_grad_(False)
-            ref.eval()
-            object.__setattr__(self, "_ref", ref)   # not a submodule: no parameters, no state-dict keys
+        # stage dpo: the frozen reference is taken at the first preference step (after any --init load)
+        object.__setattr__(self, "_ref", None)
         if self.text_encoder is not None:
             for p in self.text_encoder.parameters():
                 p.requires_grad_(name == "joint_from_scratch")
@@ -473,11 +471,16 @@ class JavisDiTPP(Generator):
 
         Winner and loser share the text, the time t and the noise. Per modality k:
         ``Δπ_k = ‖v_θ(x_t^w) − u^w‖² − ‖v_θ(x_t^l) − u^l‖²`` (per-sample means), ``Δref_k`` the same
-        under ``ref`` (the frozen copy made by ``set_stage("dpo")`` when None).
+        under ``ref`` (None in stage ``dpo``: a frozen copy taken at the first preference step).
         ``dpo_loss="code"``: ``Σ_k [−log σ(−½β_k(Δπ_k − Δref_k)) + dpo_sft_weight·‖v_θ(x_t^w) − u^w‖²]``;
         ``"paper"``: ``−log σ(−½ Σ_k β_k(Δπ_k − Δref_k))`` (+ the same SFT term when its weight > 0).
         Returns ``loss`` (batch mean), per-modality DPO losses and implicit accuracies.
         """
+        if ref is None and self._ref is None and self.stage == "dpo":
+            snap = copy.deepcopy(self)
+            snap.requires_grad_(False)
+            snap.eval()
+            object.__setattr__(self, "_ref", snap)   # not a submodule: no parameters, no state-dict keys
         ref = ref or self._ref
         if ref is None:
             raise RuntimeError("preference_step needs a reference model: pass ref or call set_stage('dpo') first")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -252,3 +254,82 @@ def test_dpo_needs_pairs_and_a_reference() -> None:
     other = dict(win, caption=["x", "y"])
     with pytest.raises(ValueError, match="share their prompts"):
         m.preference_step(win, other, None)
+
+
+# ---------------------------------------------------------------------- DPO pair mining (dpo.py)
+
+
+def _table(rng: "np.random.Generator", prompts: int = 6, per: int = 4) -> list[dict]:
+    rows = []
+    for p in range(prompts):
+        for c in range(per):
+            rows.append({"prompt": f"p{p}", "id": f"p{p}-{c}", "gt": c == 0,
+                         **{m: float(rng.normal()) for m in ("visual_quality", "motion_quality", "ib_tv", "audio_quality",
+                                                             "ib_ta", "ib_av", "desync_scores")}})
+    return rows
+
+
+def _naive_pairs(rows: list[dict], mode: str = "micro") -> dict[str, tuple[str, str]]:
+    """Loop transcription of the original rule, with scipy's average ranks for "macro"."""
+    from scipy.stats import rankdata
+
+    from reference_models.dpo import ORIGINAL_GROUPS
+    z = {}
+    for m in {m for ms in ORIGINAL_GROUPS.values() for m in ms}:
+        x = np.array([r[m] for r in rows])
+        x = (x - x.mean()) / x.std(ddof=1)
+        z[m] = -x if m == "desync_scores" else x
+    dims = list(ORIGINAL_GROUPS)
+    score = [[np.mean([(z[m] if mode == "micro" else rankdata(z[m]))[i] for m in ORIGINAL_GROUPS[d]]) for d in dims]
+             for i in range(len(rows))]
+    out = {}
+    for p in dict.fromkeys(r["prompt"] for r in rows):
+        idx = [i for i, r in enumerate(rows) if r["prompt"] == p]
+        best = None
+        for i in idx:
+            for j in idx:
+                if all(score[i][k] > score[j][k] for k in range(len(dims))):
+                    margin = sum(score[i][k] - score[j][k] for k in range(len(dims)))
+                    if best is None or margin > best[0]:
+                        best = (margin, rows[i]["id"], rows[j]["id"])
+        if best:
+            out[p] = best[1:]
+    return out
+
+
+@pytest.mark.parametrize("mode", ["micro", "macro"])
+def test_pair_mining_matches_a_loop_transcription(mode: str) -> None:
+    from reference_models.dpo import rank_pairs
+    rows = _table(np.random.default_rng(0), prompts=12)
+    got = {p.prompt: (p.chosen, p.rejected) for p in rank_pairs(rows, mode=mode)}
+    assert got == _naive_pairs(rows, mode) and len(got) >= 3
+
+
+def test_pair_mining_rule_on_a_hand_made_table() -> None:
+    from reference_models.dpo import rank_pairs
+    groups = {"video": ("v",), "audio": ("a",), "audio_video": ("desync",)}
+    rows = [{"prompt": "x", "id": "good", "v": 2.0, "a": 2.0, "desync": 0.1},
+            {"prompt": "x", "id": "mid", "v": 1.0, "a": 1.0, "desync": 0.5},
+            {"prompt": "x", "id": "bad", "v": 0.0, "a": 0.0, "desync": 0.9},
+            {"prompt": "y", "id": "y1", "v": 2.0, "a": 0.0, "desync": 0.5},    # no dominance within y
+            {"prompt": "y", "id": "y2", "v": 0.0, "a": 2.0, "desync": 0.5}]
+    pairs = rank_pairs(rows, groups, lower_is_better={"desync"})
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [("x", "good", "bad")]   # largest margin wins
+    assert pairs[0].scores_chosen["audio_video"] > pairs[0].scores_rejected["audio_video"]
+    # desync counted as higher-is-better flips the audio-video dimension: no pair dominates
+    assert rank_pairs(rows, groups, lower_is_better=()) == []
+    # dropping the best candidate after normalisation (the original's del_gt)
+    pairs = rank_pairs(rows, groups, lower_is_better={"desync"}, include=lambda r: r["id"] != "good")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("mid", "bad")]
+
+
+def test_pair_mining_with_a_reward_callable_and_bad_tables() -> None:
+    from reference_models.dpo import rank_pairs, score_candidates
+    cands = [{"prompt": "p", "id": i, "shift": s} for i, s in enumerate([0.0, 0.25, 1.0])]
+    table = score_candidates(cands, lambda c: {"v": 1.0 - c["shift"], "a": 1.0 - c["shift"], "av": -c["shift"]})
+    (pair,) = rank_pairs(table, {"video": ("v",), "audio": ("a",), "audio_video": ("av",)}, lower_is_better=())
+    assert (pair.chosen, pair.rejected) == (0, 2)
+    with pytest.raises(ValueError, match="lacks metric 'av'"):
+        rank_pairs([{"prompt": "p", "id": 0, "v": 1, "a": 1}], {"video": ("v",), "audio": ("a",), "x": ("av",)})
+    with pytest.raises(ValueError, match="non-finite"):
+        rank_pairs([{"prompt": "p", "id": 0, "v": float("nan")}] * 2, {"video": ("v",)})
