@@ -50,6 +50,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks.attention import sinusoidal_embedding
+from .blocks.bridges import attend as _attend
+from .blocks.bridges import rs_mma_attention, rs_mma_windows
 
 __all__ = [
     "MMDiffusionConfig",
@@ -142,16 +144,6 @@ class AudioConv(nn.Module):
         return self.audio_conv(audio)
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d)·v over the last two axes (any leading batch axes).
-
-    Written out rather than ``scaled_dot_product_attention``: on CPU, with the many small batched
-    windows here, the fused op falls back to a slower masked path.
-    """
-    w = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-    return torch.matmul(w.softmax(dim=-1), v)
-
-
 class SingleModalAtten(nn.Module):
     """Self-attention over the last axis of ``(N, C, T)`` with a residual (the original's
     ``SingleModalAtten``): GroupNorm → 1×1 qkv → ``heads`` heads → zero-initialised 1×1 proj."""
@@ -175,68 +167,8 @@ class SingleModalAtten(nn.Module):
 
 
 # =============================================================================================
-# RS-MMA: random-shift windowed cross-modal attention
+# RS-MMA: random-shift windowed cross-modal attention (core in blocks.bridges)
 # =============================================================================================
-def rs_mma_windows(frames: int, tokens_per_frame: int, audio_len: int, window: int, shift: int,
-                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Key indices of every RS-MMA window.
-
-    Video frame ``f`` reads audio samples ``((f+s)·A + j) mod L`` for ``j < w·A`` (``A = L // F``);
-    audio segment ``f`` reads video tokens ``((f+s)·S + j) mod (F·S)`` for ``j < w·S``
-    (``S`` tokens per frame).
-
-    Returns:
-        ``(audio_idx (F, w·A), video_idx (F, w·S))`` long tensors.
-    """
-    per = audio_len // frames
-    if per < 1:
-        raise ValueError(f"RS-MMA: {audio_len} audio positions for {frames} frames; need at least one per frame")
-    f = torch.arange(frames, device=device)[:, None]
-    audio_idx = ((f + shift) * per + torch.arange(window * per, device=device)[None]) % audio_len
-    n_video = frames * tokens_per_frame
-    video_idx = ((f + shift) * tokens_per_frame + torch.arange(window * tokens_per_frame, device=device)[None]) % n_video
-    return audio_idx, video_idx
-
-
-def rs_mma_attention(qv: torch.Tensor, kv: torch.Tensor, vv: torch.Tensor,
-                     qa: torch.Tensor, ka: torch.Tensor, va: torch.Tensor,
-                     frames: int, window: int, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windowed bidirectional cross-modal attention (MM-Diffusion's RS-MMA core).
-
-    Video tokens are frame-major: ``qv, kv, vv`` are ``(..., F·S, d)``; audio is time-ordered:
-    ``qa, ka, va`` are ``(..., L, d)``.  Video queries of frame ``f`` attend to the audio of segments
-    ``f+s … f+s+w−1``; audio queries of segment ``f`` (``A = L // F`` samples, the remainder joining the
-    last segment) attend to the video tokens of frames ``f+s … f+s+w−1`` (indices wrap around).
-    Softmax scale ``1/√d``.
-
-    Returns:
-        ``(out_video (..., F·S, d), out_audio (..., L, d))``.
-    """
-    n_video, n_audio = qv.shape[-2], qa.shape[-2]
-    if n_video % frames:
-        raise ValueError(f"RS-MMA: {n_video} video tokens do not split into {frames} frames")
-    if not 1 <= window <= frames:
-        raise ValueError(f"RS-MMA: window {window} must lie in [1, {frames}]")
-    s_tok = n_video // frames
-    per = n_audio // frames
-    lead = qv.shape[:-2]
-    d = qv.shape[-1]
-    audio_idx, video_idx = rs_mma_windows(frames, s_tok, n_audio, window, shift, qv.device)
-    # video -> audio windows
-    ka_w = ka[..., audio_idx.reshape(-1), :].reshape(*lead, frames, window * per, d)
-    va_w = va[..., audio_idx.reshape(-1), :].reshape(*lead, frames, window * per, d)
-    out_v = _attend(qv.reshape(*lead, frames, s_tok, d), ka_w, va_w).reshape(*lead, n_video, d)
-    # audio -> video windows
-    kv_w = kv[..., video_idx.reshape(-1), :].reshape(*lead, frames, window * s_tok, d)
-    vv_w = vv[..., video_idx.reshape(-1), :].reshape(*lead, frames, window * s_tok, d)
-    main = frames * per
-    out_a = _attend(qa[..., :main, :].reshape(*lead, frames, per, d), kv_w, vv_w).reshape(*lead, main, d)
-    if main < n_audio:  # the remainder queries use the last segment's window
-        rest = _attend(qa[..., main:, :], kv_w[..., -1, :, :], vv_w[..., -1, :, :])
-        out_a = torch.cat([out_a, rest], dim=-2)
-    return out_v, out_a
-
-
 class CrossAttentionBlock(nn.Module):
     """RS-MMA block between a video map ``(B, F, C, h, w)`` and audio ``(B, C, L)``.
 

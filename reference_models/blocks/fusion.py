@@ -346,3 +346,8 @@ class NoFusion(nn.Module):
 @register_fusion("none")
 def _none(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
     return NoFusion()
+
+
+# The bridge fusions of reference generators II (dca, rs_mma, frame_local_ca) live in their own
+# module and register themselves here; importing it last keeps FUSIONS complete on first use.
+from . import bridges as _bridges  # noqa: E402,F401
