@@ -29,6 +29,7 @@ from reference_models.blocks.melwave import MelSpec
 from reference_models.interface import Batch
 
 LABEL_COLUMNS = [f"cat{i}_ind" for i in range(5)]
+_TO_UNIT = (np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,9 @@ class BenchData:
     def batch(self, indices: np.ndarray | list[int], device: str | torch.device = "cpu") -> Batch:
         """The §2.3 batch of the given clips."""
         idx = np.asarray(indices, np.int64)
-        v = torch.from_numpy(self.video[idx]).to(device).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
+        # uint8 -> [-1, 1] through a 256-entry table in numpy: torch's threaded cast of small
+        # tensors costs ~15 ms on a busy 2-core machine, the table lookup < 1 ms
+        v = torch.from_numpy(np.ascontiguousarray(_TO_UNIT[self.video[idx]].transpose(0, 1, 4, 2, 3))).to(device)
         return Batch(video=v, wave=torch.from_numpy(self.wave[idx]).to(device),
                      mel=torch.from_numpy(self.mel[idx]).to(device),
                      caption=[self.rows[i].text for i in idx], caption_video=[self.rows[i].video_text for i in idx],
