@@ -346,6 +346,7 @@ GENERATORS: dict[str, str] = {
     "javisdit++": "reference_models.javisdit_pp:JavisDiTPP",
     # reference generators II
     "mm-diffusion": "reference_models.mmdiffusion:MMDiffusion",
+    "bridgedit": "reference_models.bridgedit:BridgeDiT",
 }
 
 
