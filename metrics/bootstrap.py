@@ -1,19 +1,52 @@
-"""Percentile-bootstrap confidence intervals over samples, and a paired bootstrap test.
+"""Bootstrap intervals over samples, and paired/unpaired bootstrap tests.
 
 Every function takes an explicit ``seed`` (or ``numpy.random.Generator``) so that a result file
 records everything needed to reproduce its intervals.  Resampling is over samples (rows), with
-replacement; the interval is the ``[(1-level)/2, (1+level)/2]`` percentile range of the
-resampled statistic.
+replacement.
+
+Two kinds of interval, which must be labelled differently (:data:`INTERVAL_KINDS`):
+
+* ``"ci"``, a confidence interval for the population value.  For a per-sample mean
+  (:func:`bootstrap_ci`, :func:`paired_bootstrap_diff`, :func:`unpaired_bootstrap_diff`) the
+  percentile interval of the resampled statistic is one: the mean is unbiased, and a seeded
+  simulation (tests) finds 93-95 % coverage at nominal 95 % from n = 50 on skewed and bounded
+  scores.  For a set metric (FVD, FAD, KVD) the *basic* bootstrap interval
+  ``[2 v - q_hi, 2 v - q_lo]`` of :func:`bootstrap_set_ci_bc` is one: it carries the
+  estimator's finite-set bias over from the resamples (``E*[v*] - v`` estimates ``E[v] - V``).
+  Measured on Gaussian features (d = 8, population FD 0.82 and 0.10, 200 replicates): 97-100 %
+  coverage at n = 50, 100 and 300.
+* ``"spread"``, the sampling spread of an estimator: the percentile interval of a *biased* set
+  metric (:func:`bootstrap_set_spread`, :func:`bootstrap_two_set_spread`; the older names
+  :func:`bootstrap_set_ci` and :func:`bootstrap_two_set_ci` are the same).  It sits around the
+  biased value and does not cover the population value: in the same simulation it covered it in
+  0-3 % (n = 50, 100) and 0-42 % (n = 300) of the replicates.  Never label it "95 % CI".
 """
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 # Resampled index matrices are built in chunks of at most this many entries (8 bytes each).
 _CHUNK_ELEMENTS = 1 << 22
+
+#: A confidence interval for the population value (it covers it at the nominal rate).
+KIND_CI = "ci"
+#: The sampling spread of an estimator (not centred on the population value when the estimator is biased).
+KIND_SPREAD = "spread"
+#: What each interval function returns, by function name: label report cells from this.
+INTERVAL_KINDS: dict[str, str] = {
+    "bootstrap_ci": KIND_CI,
+    "paired_bootstrap_diff": KIND_CI,
+    "unpaired_bootstrap_diff": KIND_CI,
+    "bootstrap_set_ci_bc": KIND_CI,
+    "bootstrap_two_set_ci_bc": KIND_CI,
+    "bootstrap_set_spread": KIND_SPREAD,
+    "bootstrap_set_ci": KIND_SPREAD,
+    "bootstrap_two_set_spread": KIND_SPREAD,
+    "bootstrap_two_set_ci": KIND_SPREAD,
+}
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
@@ -113,7 +146,28 @@ def bootstrap_set_ci(
     level: float = 0.95,
     seed: int | np.random.Generator = 0,
 ) -> tuple[float, float]:
-    """Percentile-bootstrap interval of a set-level metric (FVD, KVD, FAD) over its rows.
+    """The sampling spread of a set metric: the same as :func:`bootstrap_set_spread` (kind ``"spread"``).
+
+    Kept under its older name; it is *not* a confidence interval for the population value (see
+    the module docstring), use :func:`bootstrap_set_ci_bc` for that.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=50)
+        >>> f = lambda idx: float(x[idx].std())
+        >>> bootstrap_set_ci(f, 50, n_boot=50) == bootstrap_set_spread(f, 50, n_boot=50)
+        True
+    """
+    return bootstrap_set_spread(fn, n, n_boot, level, seed)
+
+
+def bootstrap_set_spread(
+    fn: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap spread of a set-level metric (FVD, KVD, FAD) over its rows (kind ``"spread"``).
 
     Each resample draws ``n`` row indices with replacement and calls ``fn(idx)``, which must
     compute the metric on ``fake[idx]`` and ``real[idx]`` (paired rows stay paired).  Resamples
@@ -133,7 +187,7 @@ def bootstrap_set_ci(
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=50)
-        >>> lo, hi = bootstrap_set_ci(lambda idx: float(x[idx].std()), len(x), n_boot=100)
+        >>> lo, hi = bootstrap_set_spread(lambda idx: float(x[idx].std()), len(x), n_boot=100)
         >>> bool(lo < x.std() < hi)
         True
     """
@@ -163,7 +217,25 @@ def bootstrap_two_set_ci(
     level: float = 0.95,
     seed: int | np.random.Generator = 0,
 ) -> tuple[float, float]:
-    """Percentile-bootstrap interval of a set metric between two *unpaired* sets of rows.
+    """The sampling spread of a two-set metric: the same as :func:`bootstrap_two_set_spread` (kind ``"spread"``).
+
+    Example:
+        >>> f = lambda i, j: float(len(set(i.tolist())) - len(set(j.tolist())))
+        >>> bootstrap_two_set_ci(f, 30, 40, n_boot=20) == bootstrap_two_set_spread(f, 30, 40, n_boot=20)
+        True
+    """
+    return bootstrap_two_set_spread(fn, n_fake, n_real, n_boot, level, seed)
+
+
+def bootstrap_two_set_spread(
+    fn: Callable[[np.ndarray, np.ndarray], float],
+    n_fake: int,
+    n_real: int,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap spread of a set metric between two *unpaired* sets of rows (kind ``"spread"``).
 
     Each resample draws ``n_fake`` fake and ``n_real`` real row indices with replacement, each set
     on its own, and calls ``fn(idx_fake, idx_real)`` (for sets whose rows do not correspond, e.g.
@@ -175,7 +247,7 @@ def bootstrap_two_set_ci(
 
     Example:
         >>> x, y = np.random.default_rng(0).normal(size=(2, 40))
-        >>> lo, hi = bootstrap_two_set_ci(lambda i, j: float(x[i].mean() - y[j].mean()), 40, 40, n_boot=200)
+        >>> lo, hi = bootstrap_two_set_spread(lambda i, j: float(x[i].mean() - y[j].mean()), 40, 40, n_boot=200)
         >>> bool(lo < x.mean() - y.mean() < hi)
         True
     """
@@ -187,6 +259,118 @@ def bootstrap_two_set_ci(
     for b in range(int(n_boot)):
         vals[b] = float(fn(rng.integers(0, int(n_fake), size=int(n_fake)), rng.integers(0, int(n_real), size=int(n_real))))
     return _finite_percentiles(vals, level)
+
+
+def _basic_ci(value: float, boot: np.ndarray, level: float, n_boot: int) -> dict[str, Any]:
+    """Basic (bias-corrected) bootstrap interval ``[2 v - q_hi, 2 v - q_lo]`` and the bias estimate."""
+    finite = boot[np.isfinite(boot)]
+    out: dict[str, Any] = {"value": float(value), "kind": KIND_CI, "method": "basic bootstrap",
+                           "level": float(level), "n_boot": int(n_boot), "n_boot_finite": int(finite.size)}
+    if finite.size < 2 or not np.isfinite(value):
+        out.update(value_bc=float("nan"), bias=float("nan"), ci_low=float("nan"), ci_high=float("nan"))
+        return out
+    q_lo, q_hi = _percentiles(finite, level)
+    bias = float(finite.mean()) - float(value)
+    out.update(value_bc=float(value) - bias, bias=bias, ci_low=2.0 * float(value) - q_hi,
+               ci_high=2.0 * float(value) - q_lo)
+    return out
+
+
+def _index_chunks(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
+    rows = max(1, _CHUNK_ELEMENTS // n)
+    for b0 in range(0, n_boot, rows):
+        yield rng.integers(0, n, size=(min(rows, n_boot - b0), n))
+
+
+def bootstrap_set_ci_bc(
+    fn: Callable[[np.ndarray], Any],
+    n: int,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+    batched: bool = False,
+) -> dict[str, Any]:
+    """Confidence interval of a *biased* set metric (FVD, FAD, KVD) for its population value (kind ``"ci"``).
+
+    The basic bootstrap: with ``v = fn(all rows)`` and ``q_lo, q_hi`` the ``(1-level)/2`` and
+    ``(1+level)/2`` percentiles of ``fn`` over ``n_boot`` resamples (``n`` rows with replacement;
+    paired rows stay paired, as in :func:`bootstrap_set_spread`), the interval is
+    ``[2 v - q_hi, 2 v - q_lo]``.  A resample relates to the sample as the sample to the
+    population, bias included, so the interval is shifted down by the estimated bias
+    ``E*[v*] - v``; the percentile interval around ``v`` is not (see the module docstring for the
+    measured coverage of both).  ``value_bc = 2 v - mean(v*)`` is the bias-corrected estimate.
+    Resamples whose value is not finite are left out.
+
+    Args:
+        fn: ``idx (n,) int64 -> float``; with ``batched``, ``idx (B, n) -> (B,)`` values.
+        n: number of rows (>= 2).
+        n_boot: resamples.
+        level: confidence level.
+        seed: integer seed or generator.
+        batched: call ``fn`` on chunks of resamples at once.
+
+    Returns:
+        ``{"value", "value_bc", "bias", "ci_low", "ci_high", "kind": "ci", "method", "level",
+        "n_boot", "n_boot_finite"}``; NaN numbers when ``n < 2`` or fewer than 2 resamples are finite.
+
+    Raises:
+        ValueError: bad ``n_boot``/``level``, or a batched ``fn`` returning the wrong shape.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=200)
+        >>> r = bootstrap_set_ci_bc(lambda idx: float(x[idx].var()), len(x), n_boot=400)   # var(ddof=0): biased low
+        >>> r["kind"], bool(r["ci_low"] < 1.0 < r["ci_high"]), bool(r["bias"] < 0)
+        ('ci', True, True)
+    """
+    _check(n_boot, level)
+    n = int(n)
+    if n < 2:
+        return _basic_ci(float("nan"), np.zeros(0), level, n_boot)
+    rng = _rng(seed)
+    full = np.arange(n, dtype=np.int64)
+    if batched:
+        value = float(np.asarray(fn(full[None, :]), np.float64).reshape(-1)[0])
+        parts = []
+        for idx in _index_chunks(rng, n, int(n_boot)):
+            vals = np.asarray(fn(idx), np.float64).reshape(-1)
+            if vals.shape != (idx.shape[0],):
+                raise ValueError(f"batched fn returned {vals.shape[0]} values for {idx.shape[0]} resamples")
+            parts.append(vals)
+        boot = np.concatenate(parts)
+    else:
+        value = float(fn(full))
+        boot = np.asarray([float(fn(rng.integers(0, n, size=n))) for _ in range(int(n_boot))], np.float64)
+    return _basic_ci(value, boot, level, n_boot)
+
+
+def bootstrap_two_set_ci_bc(
+    fn: Callable[[np.ndarray, np.ndarray], float],
+    n_fake: int,
+    n_real: int,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, Any]:
+    """:func:`bootstrap_set_ci_bc` for two *unpaired* sets: each set resampled on its own (kind ``"ci"``).
+
+    Returns:
+        As :func:`bootstrap_set_ci_bc`; NaN numbers when either set has fewer than 2 rows.
+
+    Example:
+        >>> x, y = np.random.default_rng(0).normal(size=(2, 300))
+        >>> r = bootstrap_two_set_ci_bc(lambda i, j: float(x[i].var() + y[j].var()), 300, 300, n_boot=300)
+        >>> bool(r["ci_low"] < 2.0 < r["ci_high"]), r["kind"]
+        (True, 'ci')
+    """
+    _check(n_boot, level)
+    nf, nr = int(n_fake), int(n_real)
+    if nf < 2 or nr < 2:
+        return _basic_ci(float("nan"), np.zeros(0), level, n_boot)
+    rng = _rng(seed)
+    value = float(fn(np.arange(nf, dtype=np.int64), np.arange(nr, dtype=np.int64)))
+    boot = np.asarray([float(fn(rng.integers(0, nf, size=nf), rng.integers(0, nr, size=nr)))
+                       for _ in range(int(n_boot))], np.float64)
+    return _basic_ci(value, boot, level, n_boot)
 
 
 def paired_bootstrap_diff(
