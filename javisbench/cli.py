@@ -116,22 +116,21 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def cmd_reference(a: argparse.Namespace) -> int:
     from javisbench.config import EvalConfig
-    from javisbench.evaluate import plan_run
-    from javisbench.reference import compute_reference, write_reference
+    from javisbench.evaluate import build_reference
+    from javisbench.reference import feature_name, write_reference
 
-    cfg = EvalConfig(samples_dir=Path(a.real_dir), bench=Path(a.bench), metrics=["fvd", "fad"], device=a.device,
-                     weights_dir=a.weights_dir, cache_dir=a.cache_dir, batch_size=a.batch_size,
-                     reference_dir=Path(a.real_dir), limit=a.limit, protocol=a.protocol)
-    plan = plan_run(cfg)
-    feats = compute_reference(plan)
+    cfg = EvalConfig(samples_dir=Path(a.real_dir), bench=Path(a.bench), metrics=a.metrics, device=a.device,
+                     weights_dir=a.weights_dir, cache_dir=a.cache_dir, batch_size=a.batch_size, limit=a.limit,
+                     protocol=a.protocol)
+    feats, feature_protocols, run, log = build_reference(cfg)
     if not feats:
-        print("no reference features computed: " + "; ".join(plan.skipped.values()), file=sys.stderr)
+        print("no reference features computed: " + "; ".join(log.skipped.values()), file=sys.stderr)
         return 1
-    for sid, msgs in plan.warnings.items():
+    for sid, msgs in log.warnings.items():
         for m in msgs:
             print(f"warning: {sid}: {m}", file=sys.stderr)
-    write_reference(feats, a.out, protocol=plan.protocol)
-    print(f"wrote {a.out} (protocol {plan.protocol.name}): " + ", ".join(f"{k[0]} {v.shape}" for k, v in feats.items()))
+    write_reference(feats, a.out, protocol=run.protocol, feature_protocols=feature_protocols)
+    print(f"wrote {a.out} (protocol {run.protocol.name}): " + ", ".join(f"{feature_name(k)} {v.shape}" for k, v in feats.items()))
     return 0
 
 
@@ -145,10 +144,11 @@ def cmd_report(a: argparse.Namespace) -> int:
         print()
         print(category_tables(r))
     if a.crosstab:
-        from javisbench.breakdown import crosstab_cells, labels_for_results
+        from javisbench.breakdown import crosstab_cells
         from javisbench.report import crosstab_tables
+        from javisbench.results import labels_from_results
 
-        tabs = crosstab_cells(r, labels_for_results(r, a.manifest), a.crosstab[0], a.crosstab[1], a.metrics)
+        tabs = crosstab_cells(r, labels_from_results(r), a.crosstab[0], a.crosstab[1], a.metrics)
         print()
         print(crosstab_tables(tabs, a.crosstab[0], a.crosstab[1]))
     if a.html:
@@ -163,8 +163,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from javisbench.compare import compare, render_comparison
     from javisbench.results import read_results
 
-    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed, level=a.level,
-                manifest=a.manifest)
+    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed, level=a.level)
     print(render_comparison(c))
     if a.out:
         from javisbench.results import write_json
@@ -276,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--cache-dir", type=Path, default=None)
     rb.add_argument("--batch-size", type=int, default=8)
     rb.add_argument("--limit", type=int, default=None)
+    rb.add_argument("--metrics", nargs="+", default=None, help="set metrics whose features to compute "
+                    "(default: every set metric: fvd kvd fad fd_clap ...)")
     rb.set_defaults(func=cmd_reference)
 
     rp = sub.add_parser("report", help="tables (and an HTML report) from a results file")
@@ -283,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", default=None)
     rp.add_argument("--crosstab", nargs=2, metavar=("ASPECT_A", "ASPECT_B"), help="per-sample metrics over pairs of categories")
     rp.add_argument("--metrics", nargs="+", default=None, help="metrics for --crosstab (default: all per-sample ones)")
-    rp.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the run")
     rp.set_defaults(func=cmd_report)
 
     lb = sub.add_parser("leaderboard", help="check and add results to the leaderboard; build its tables and page")
@@ -307,7 +307,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n-boot", type=int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
-    c.add_argument("--manifest", default=None, help="the bench CSV, if it moved since the runs (for per-category pairing)")
     c.add_argument("--out", default=None)
     c.set_defaults(func=cmd_compare)
     from javisbench.cli_generators import register as _reg_gen

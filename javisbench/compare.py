@@ -10,7 +10,7 @@ Two rules decide whether a difference is *significant*:
   ``metrics.bootstrap.paired_bootstrap_diff`` resamples the per-sample differences
   ``d_i = b_i - a_i``.  ``diff = mean(d)``, the CI is the percentile interval of the resampled
   means and ``significant`` is ``p < 1 - level``.  Per category, the same on the category's
-  member samples (membership re-read from the bench manifest, checked against its sha256).
+  member samples (membership from the labels the results carry).
 * **unpaired bootstrap** (per-sample metrics on a *folder* bench such as Landscape, where the two
   models' clips do not correspond): each run's values are resampled on their own and the CI is
   that of ``mean(b) - mean(a)``; p-value and ``significant`` as for the paired test.
@@ -30,7 +30,6 @@ cell in twenty of two equivalent models is expected to come out significant.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -198,62 +197,31 @@ def overlap_cell(ca: dict[str, Any] | None, cb: dict[str, Any] | None, higher_is
 
 
 # ---------------------------------------------------------------------------------------------
-# category membership (re-read from the bench manifest)
+# category membership (from the labels the results carry)
 # ---------------------------------------------------------------------------------------------
-def _membership(results: tuple[dict[str, Any], ...], manifest: str | Path | None,
+def _membership(results: tuple[dict[str, Any], ...],
                 notes: list[str]) -> tuple[list[str], dict[str, dict[str, np.ndarray]]] | None:
-    """``(sample ids in manifest order, {aspect: {category: bool (n_rows,)}})`` or None (with a note)."""
-    from javisbench.evaluate import load_labels
-    from javisbench.manifest import load_manifest
+    """``(sample ids, {aspect: {category: bool (n,)}})`` from the first run's labels, or None (with a note)."""
+    from javisbench.results import ResultsError, labels_from_results
 
-    bench = results[0]["bench"]
-    tax_info = bench.get("taxonomy")
-    if not tax_info:
+    taxa = [(r.get("labels") or {}).get("taxonomy") for r in results]
+    if any(t is not None and t != taxa[0] for t in taxa[1:]):
+        notes.append("the two runs used different taxonomies: per-category cells are compared by their stored "
+                     "values and CIs only")
         return None
-    for r in results[1:]:
-        if r["bench"].get("taxonomy") != tax_info:
-            notes.append(f"the two runs used different taxonomies ({tax_info} vs {r['bench'].get('taxonomy')}): "
-                         "per-category cells are compared by their stored values and CIs only")
-            return None
-    candidates = [Path(manifest)] if manifest is not None else []
-    candidates += [Path(r["bench"]["path"]) for r in results if r["bench"].get("path")]
-    want = bench.get("manifest_sha256")
-    tried = []
-    for path in dict.fromkeys(candidates):
-        if not path.is_file():
-            tried.append(f"{path} (not found)")
-            continue
-        try:
-            man = load_manifest(path, limit=bench.get("n_rows"))
-        except ValueError as e:
-            tried.append(f"{path} ({e})")
-            continue
-        if man.sha256 != want:
-            tried.append(f"{path} (sha256 {man.sha256[:12]}... is not the scored bench's {str(want)[:12]}...)")
-            continue
-        try:
-            tax, labels = load_labels(man, tax_info.get("name"))
-        except (ValueError, KeyError, OSError) as e:
-            tried.append(f"{path} (labels: {e})")
-            continue
-        if labels is None:
-            tried.append(f"{path} (no category columns)")
-            continue
-        if str(tax.version) != str(tax_info.get("version")):
-            tried.append(f"{path} (taxonomy {tax.name} is now v{tax.version}; the runs used v{tax_info.get('version')})")
-            continue
-        ids = [r.sample_id for r in man.rows]
-        member = {a.key: {c.key: labels.membership(a.key)[:, c.index] for c in a.categories} for a in tax.aspects}
-        return ids, member
-    notes.append("per-category pairing unavailable, the bench manifest could not be re-read: " + "; ".join(tried)
-                 + ". Per-sample metrics are compared per category by their stored CIs (ci-overlap rule); "
-                 "pass manifest=... to compare() to pair them.")
-    return None
+    try:
+        labels = labels_from_results(results[0])
+    except (ResultsError, ValueError, KeyError) as e:
+        notes.append(f"per-category pairing unavailable: {e}. Per-sample metrics are compared per category by "
+                     "their stored CIs (ci-overlap rule)")
+        return None
+    tax = labels.taxonomy
+    member = {a.key: {c.key: labels.membership(a.key)[:, c.index] for c in a.categories} for a in tax.aspects}
+    return list(results[0]["sample_ids"]), member
 
 
 # ---------------------------------------------------------------------------------------------
-def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-            manifest: str | Path | None = None) -> dict[str, Any]:
+def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
     """Compare results B against results A, per metric and per category; ``diff = B - A``.
 
     Per-sample metrics: paired bootstrap over samples present (non-null) in both runs; set
@@ -265,8 +233,6 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
         seed: bootstrap seed (the same for every cell, so a cell's result does not depend on
             which other metrics are present).
         level: confidence level of the intervals and of the test (``p < 1 - level``).
-        manifest: the bench manifest, when the path recorded in the results no longer resolves
-            (it is checked against the recorded sha256).
 
     Returns:
         ``{"comparison_schema", "a", "b", "protocol", "bench", "n_boot", "seed", "level",
@@ -354,7 +320,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
     per_category: dict[str, Any] = {}
     cats_a, cats_b = a.get("per_category") or {}, b.get("per_category") or {}
     if cats_a and cats_b:
-        member = _membership((a, b), manifest, notes) if paired_keys else None
+        member = _membership((a, b), notes) if paired_keys else None
         if member is not None:
             m_ids, groups = member
             arrays = {k: (values(pa, k, m_ids), values(pb, k, m_ids)) for k in paired_keys}

@@ -1,64 +1,40 @@
 """The evaluation pipeline: manifest -> decode once -> encoders (batched) -> store -> metrics -> results.
 
-``evaluate(config)`` reads as its five steps::
+``evaluate(config)`` reads as its steps::
 
-    plan      = plan_run(config)              # manifest, files, metrics, encoders, skips (no model loaded)
-    features  = extract(plan)                 # decode each sample once, fill the feature store
-    reference = load_reference(plan)          # real-set features for FVD/KVD/FAD
-    scores    = score(plan, features, ref)    # pure numerics on stored features
-    results   = assemble(plan, scores)        # overall + per category + failures + provenance
+    run, log  = plan_run(config)                    # rows, files, metrics (no model loaded)
+    encoders  = load_encoders(run)                  # weights checked; missing ones skip their metrics
+    features  = extract(run, encoders, store)       # decode each sample once, fill the feature store
+    reference = reference_features(run, ...)        # real-set features for set metrics (FVD/KVD/FAD, ...)
+    scores    = score(run, features, reference)     # numbers from stored features (metrics/)
+    results   = assemble(run, log, scores, ...)     # overall + per category + failures + provenance
+
+Each stage returns what it found (a :class:`~javisbench.run.RunLog`); this module merges them.
 """
 from __future__ import annotations
 
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
+from javisbench.benches import load_bench, load_labels, select_rows
 from javisbench.config import EvalConfig
 from javisbench.encoders import encoder_class
 from javisbench.encoders.base import Encoder, SampleError
 from javisbench.features import FeatureStore, feature_key
-from javisbench.manifest import Manifest, ManifestRow, SampleFiles, load_manifest, resolve_samples
-from javisbench.protocol import Protocol, get_protocol
+from javisbench.manifest import ManifestRow, SampleFiles, real_samples, resolve_samples
+from javisbench.protocol import get_protocol
+from javisbench.run import FeatureTable, Run, RunLog, Scores
 from javisbench.suite import Feats, Metric, select_metrics
 from javisbench.weights import BadWeightsError, MissingWeightsError, check, resolve_weights_dir
 
-
-# ---------------------------------------------------------------------------------------------
-# plan
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Plan:
-    config: EvalConfig
-    protocol: Protocol
-    manifest: Manifest
-    samples: list[SampleFiles]
-    metrics: list[Metric]
-    encoders: dict[str, Encoder]                   # usable encoders (weights present)
-    skipped: dict[str, str]                        # metric -> reason
-    weights_dir: Path
-    store: FeatureStore
-    labels: Any = None                             # taxonomy.Labels or None
-    taxonomy: Any = None
-    failures: dict[str, dict[str, str]] = field(default_factory=dict)
-    warnings: dict[str, list[str]] = field(default_factory=dict)
-    unofficial_weights: dict[str, str] = field(default_factory=dict)   # encoder:file -> why
-    timing: dict[str, Any] = field(default_factory=dict)
-    bench_def: Any = None                          # javisbench.benches.FolderBench for a folder bench
-    reference_info: dict[str, Any] | None = None   # what the set metrics were compared against
-
-    def fail(self, sample_id: str, stage: str, message: str) -> None:
-        self.failures.setdefault(sample_id, {})[stage] = message
-
-    def warn(self, sample_id: str, message: str) -> None:
-        lst = self.warnings.setdefault(sample_id, [])
-        if message not in lst:
-            lst.append(message)
+#: what ``encoders=`` may hold per encoder id: an Encoder subclass (constructed here) or an instance
+EncoderSpec = "type[Encoder] | Encoder"
 
 
 def _log(cfg: EvalConfig, msg: str) -> None:
@@ -66,62 +42,9 @@ def _log(cfg: EvalConfig, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def load_labels(manifest: Manifest, taxonomy_ref: str | Path | None) -> tuple[Any, Any]:
-    """Parse the manifest's ``cat{a}_ind`` columns against the taxonomy (fails fast with the row)."""
-    if not manifest.has_labels:
-        return None, None
-    from taxonomy import load_taxonomy, parse_labels
-
-    tax = load_taxonomy(taxonomy_ref or "javisbench")
-    ids = [f"{manifest.path.name} line {r.line} ({r.sample_id})" for r in manifest.rows]
-    return tax, parse_labels(manifest.raw_rows(), tax, row_ids=ids)
-
-
-def select_rows(manifest: Manifest, tax: Any, labels: Any, where: str | None, subset: int | None,
-                subset_seed: int) -> tuple[Manifest, Any]:
-    """Keep the rows matching ``--where`` and/or a seeded ``--subset`` of them.
-
-    Rows keep their manifest index, so ``sample_{i:04d}`` and the pairing with reference rows
-    are unchanged; only which rows are scored changes.
-    """
-    import dataclasses
-
-    pos = np.arange(len(manifest))
-    if where:
-        if labels is None:
-            raise ValueError(f"--where {where!r} needs category labels, but {manifest.path} has no cat{{a}}_ind columns")
-        from taxonomy import apply_where, parse_where
-
-        pos = apply_where(labels, parse_where(where, tax))
-        if pos.size == 0:
-            raise ValueError(f"--where {where!r} keeps no row of {manifest.path}")
-    if subset is not None:
-        from taxonomy import mini_split
-
-        if subset > pos.size:
-            raise ValueError(f"--subset {subset} is larger than the {pos.size} selected rows")
-        pos = pos[mini_split(pos.size, subset, subset_seed)]
-    if pos.size == len(manifest):
-        return manifest, labels
-    rows = tuple(manifest.rows[i] for i in pos)
-    return dataclasses.replace(manifest, rows=rows), (None if labels is None else labels.subset(pos))
-
-
-def load_bench(bench: str | Path, samples_dir: str | Path | None, limit: int | None = None) -> tuple[Manifest, Any]:
-    """``(manifest, folder bench definition or None)`` for ``--bench``: a JavisBench-style CSV (a path,
-    or ``javisbench`` / ``javisbench-mini`` from the data folder), or a folder bench (a built-in name
-    such as ``landscape`` or a YAML definition) whose rows are the video files of ``samples_dir``."""
-    from javisbench.benches import find_bench, folder_manifest, resolve_csv_bench
-
-    named = resolve_csv_bench(bench)
-    if named is not None:
-        return load_manifest(named, limit=limit), None
-    bench_def = find_bench(bench)
-    if bench_def is not None:
-        return folder_manifest(bench_def, samples_dir, limit), bench_def
-    return load_manifest(bench, limit=limit), None
-
-
+# ---------------------------------------------------------------------------------------------
+# plan
+# ---------------------------------------------------------------------------------------------
 def check_device(device: str) -> None:
     """Fail before any work when the requested device does not exist."""
     if device == "cpu":
@@ -137,7 +60,8 @@ def check_device(device: str) -> None:
         raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
 
 
-def plan_run(cfg: EvalConfig) -> Plan:
+def plan_run(cfg: EvalConfig) -> tuple[Run, RunLog]:
+    """The run's inputs, validated before any model is loaded, and the samples already known bad."""
     check_device(cfg.device)
     if cfg.protocol:
         get_protocol(cfg.protocol)        # a misspelt name fails before any file is read
@@ -154,42 +78,56 @@ def plan_run(cfg: EvalConfig) -> Plan:
         if texty:
             raise ValueError(f"bench {bench_def.name} has no prompts, so {', '.join(texty)} cannot be computed; "
                              f"its default metrics are {', '.join(bench_def.metrics)}")
-    weights_dir = resolve_weights_dir(cfg.weights_dir)
-    store = FeatureStore(cfg.cache_dir)
-    plan = Plan(cfg, protocol, manifest, samples, metrics, {}, {}, weights_dir, store, labels, tax, bench_def=bench_def)
+    run = Run(cfg, protocol, manifest, tuple(samples), tuple(metrics), resolve_weights_dir(cfg.weights_dir),
+              labels, tax, bench_def)
+    log = RunLog()
     for s in samples:
         if s.problem:
-            plan.fail(s.sample_id, "input", s.problem)
+            log.fail(s.sample_id, "input", s.problem)
+    return run, log
 
-    needed = sorted({e for m in metrics for e in m.encoders})
+
+def load_encoders(run: Run, injected: Mapping[str, Any] | None = None) -> tuple[dict[str, Encoder], RunLog]:
+    """The usable encoders of the run's metrics (weights present, not loaded yet), and the skips.
+
+    ``injected``: encoder id -> Encoder subclass or instance, used instead of the registry (tests,
+    or a caller that brings its own model).  An injected instance is used as it is.
+    """
+    log = RunLog()
+    cfg = run.config
+    encoders: dict[str, Encoder] = {}
     unusable: dict[str, str] = {}
-    for enc_id in needed:
+    for enc_id in sorted({e for m in run.metrics for e in m.encoders}):
+        spec = (injected or {}).get(enc_id)
+        if isinstance(spec, Encoder):
+            encoders[enc_id] = spec
+            continue
         try:
-            cls = encoder_class(enc_id)
+            cls = spec if spec is not None else encoder_class(enc_id)
         except (KeyError, ImportError) as e:
             unusable[enc_id] = f"encoder {enc_id!r} unavailable: {e}"
             continue
-        enc = cls(protocol, device=cfg.device, batch_size=cfg.batch_size)
+        enc = cls(run.protocol, device=cfg.device, batch_size=cfg.batch_size)
         reasons = []
         for wf in cls.weight_files:
-            st = check(enc_id, wf, weights_dir, hash_it=True)
+            st = check(enc_id, wf, run.weights_dir, hash_it=True)
             if st.status in ("missing", "incomplete"):
                 reasons.append(str(MissingWeightsError(enc_id, wf, st.path, st.detail)))
             else:
                 enc.weights_sha256[wf.name] = st.sha256 or ""
                 if st.status == "bad-hash":
-                    plan.unofficial_weights[f"{enc_id}:{wf.name}"] = (
+                    log.unofficial_weights[f"{enc_id}:{wf.name}"] = (
                         f"{st.path} has sha256 {st.sha256}, not the official file's ({wf.sha256}): "
                         "numbers are not comparable with published ones")
         if reasons:
             unusable[enc_id] = "; ".join(reasons)
         else:
-            plan.encoders[enc_id] = enc
-    for m in metrics:
+            encoders[enc_id] = enc
+    for m in run.metrics:
         bad = [unusable[e] for e in m.encoders if e in unusable]
         if bad:
-            plan.skipped[m.key] = "skipped: " + "; ".join(bad)
-    return plan
+            log.skip(m.key, "skipped: " + "; ".join(bad))
+    return encoders, log
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,82 +137,88 @@ def plan_run(cfg: EvalConfig) -> Plan:
 class _Work:
     row: ManifestRow
     files: SampleFiles
-    content_hash: str
     missing: list[str]             # encoder ids whose features are not stored yet
 
 
-def _keys_for(plan: Plan, row: ManifestRow, content_hash: str) -> dict[str, str]:
+def _keys_for(encoders: Mapping[str, Encoder], row: ManifestRow, content_hash: str) -> dict[str, str]:
     out = {}
-    for enc_id, enc in plan.encoders.items():
+    for enc_id, enc in encoders.items():
         prompts = (row.text, row.audio_text) if enc.uses_text else ()
-        out[enc_id] = feature_key(content_hash, enc.fingerprint(), plan.protocol.fingerprint, prompts)
+        out[enc_id] = feature_key(content_hash, enc.fingerprint(), enc.feature_fingerprint(), prompts)
     return out
 
 
-def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """Features per sample id and encoder; fills the store with whatever is missing."""
+def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
+            samples: tuple[SampleFiles, ...] | None = None) -> tuple[FeatureTable, RunLog]:
+    """Features per sample id and encoder; fills the store with whatever is missing.
+
+    ``samples`` (default: the run's) are the files of the run's rows, e.g. the real clips.
+    Encoders are loaded here, only when some sample needs them; one that fails to load skips
+    its metrics.
+    """
     from javisbench.decode import content_hash
 
-    cfg = plan.config
+    cfg = run.config
+    log = RunLog()
+    files_of = run.samples if samples is None else samples
     t0 = time.perf_counter()
-    feats: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    feats: FeatureTable = {}
     work: list[_Work] = []
     keys: dict[str, dict[str, str]] = {}
-    for row, files in zip(plan.manifest.rows, plan.samples):
+    for row, files in zip(run.manifest.rows, files_of):
         if files.problem:
             continue
         try:
             h = content_hash(files.video, files.audio)
         except OSError as e:
-            plan.fail(row.sample_id, "input", f"cannot read {files.video}: {e}")
+            log.fail(row.sample_id, "input", f"cannot read {files.video}: {e}")
             continue
-        keys[row.sample_id] = k = _keys_for(plan, row, h)
+        keys[row.sample_id] = k = _keys_for(encoders, row, h)
         have: dict[str, dict[str, np.ndarray]] = {}
         missing = []
-        for enc_id in plan.encoders:
-            got = plan.store.get(enc_id, k[enc_id])
+        for enc_id, enc in encoders.items():
+            got = store.get(enc_id, k[enc_id], expect=tuple(enc.outputs))
             if got is None:
                 missing.append(enc_id)
             else:
                 have[enc_id] = got
         feats[row.sample_id] = have
         if missing:
-            work.append(_Work(row, files, h, missing))
-    plan.timing["hash_and_lookup_s"] = time.perf_counter() - t0
+            work.append(_Work(row, files, missing))
+    log.timing["hash_and_lookup_s"] = time.perf_counter() - t0
+    _log(cfg, f"[javisbench] {len(work)} of {len(run.manifest)} samples need features")
     if not work:
-        plan.timing["decode_s"] = 0.0
-        plan.timing["encode_s"] = {}
-        return feats
+        log.timing["decode_s"] = 0.0
+        log.timing["encode_s"] = {}
+        return feats, log
 
-    needed = sorted({e for w in work for e in w.missing})
     loaded: list[str] = []
-    for enc_id in needed:
-        enc = plan.encoders[enc_id]
-        if enc.loaded:          # shared with an earlier plan of this run (e.g. the reference pass)
+    for enc_id in sorted({e for w in work for e in w.missing}):
+        enc = encoders[enc_id]
+        if enc.loaded:          # loaded by an earlier stage of this run (e.g. the reference pass)
             loaded.append(enc_id)
             continue
         t = time.perf_counter()
         try:
-            enc.load(plan.weights_dir)
+            enc.load(run.weights_dir)
             enc.loaded = True
         except (MissingWeightsError, BadWeightsError) as e:
-            for m in plan.metrics:
+            for m in run.metrics:
                 if enc_id in m.encoders:
-                    plan.skipped[m.key] = f"skipped: {e}"
+                    log.skip(m.key, f"skipped: {e}")
             continue
         loaded.append(enc_id)
-        plan.timing.setdefault("load_s", {})[enc_id] = time.perf_counter() - t
-    _log(cfg, f"[javisbench] {len(work)} of {len(plan.manifest)} samples need features from {', '.join(loaded) or 'nothing'}")
+        log.timing.setdefault("load_s", {})[enc_id] = time.perf_counter() - t
+    _log(cfg, f"[javisbench] encoders: {', '.join(loaded) or 'none'}")
 
     queues: dict[str, list[tuple[str, str, Any]]] = {e: [] for e in loaded}
     encode_s: dict[str, float] = {e: 0.0 for e in loaded}
-    prepare_s = {"value": 0.0}
 
     def flush(enc_id: str) -> None:
         q = queues[enc_id]
         if not q:
             return
-        enc = plan.encoders[enc_id]
+        enc = encoders[enc_id]
         t = time.perf_counter()
         results: list[tuple[tuple[str, str, Any], dict[str, np.ndarray]]] = []
         try:
@@ -287,13 +231,13 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
                 try:
                     results.append((item, enc.encode([item[2]])[0]))
                 except Exception as e1:  # noqa: BLE001
-                    plan.fail(item[0], f"encode:{enc_id}", f"{type(e1).__name__}: {e1}")
+                    log.fail(item[0], f"encode:{enc_id}", f"{type(e1).__name__}: {e1}")
         for (sid, key, _x), out in results:
             try:
-                plan.store.put(enc_id, key, out)
+                store.put(enc_id, key, out, float64=enc.float64_outputs)
                 feats[sid][enc_id] = out
             except ValueError as e2:
-                plan.fail(sid, f"encode:{enc_id}", str(e2))
+                log.fail(sid, f"encode:{enc_id}", str(e2))
         encode_s[enc_id] += time.perf_counter() - t
         q.clear()
 
@@ -305,8 +249,8 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         notes: list[str] = []
         try:
             clip = decode_sample(w.files.video, w.files.audio, sample_id=w.row.sample_id,
-                                 color_matrix=plan.protocol.decode_color_matrix,
-                                 apply_rotation=plan.protocol.decode_apply_rotation)
+                                 color_matrix=run.protocol.decode_color_matrix,
+                                 apply_rotation=run.protocol.decode_apply_rotation)
         except DecodeError as e:
             return w, prepared, {"decode": str(e)}, notes
         except Exception as e:  # noqa: BLE001 - any reader crash is this sample's failure
@@ -314,20 +258,18 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         notes.extend(clip.warnings)
         if clip.audio.size and float(np.max(np.abs(clip.audio))) == 0.0:
             notes.append("silent audio (every sample is 0): scored as is, audio metrics will be low")
-        if clip.sr != plan.protocol.audio_sr or clip.n_channels != 1:
+        if clip.sr != run.protocol.audio_sr or clip.n_channels != 1:
             notes.append(f"audio is {clip.sr} Hz with {clip.n_channels} channel(s); each metric resamples/mixes it "
-                         f"as the protocol prescribes (JavisBench samples are {plan.protocol.audio_sr} Hz)")
-        t = time.perf_counter()
+                         f"as the protocol prescribes (JavisBench samples are {run.protocol.audio_sr} Hz)")
         for enc_id in w.missing:
             if enc_id not in queues:
                 continue
             try:
-                prepared[enc_id] = plan.encoders[enc_id].prepare(clip, w.row.text, w.row.audio_text)
+                prepared[enc_id] = encoders[enc_id].prepare(clip, w.row.text, w.row.audio_text)
             except SampleError as e:
                 errors[f"prepare:{enc_id}"] = str(e)
             except Exception as e:  # noqa: BLE001
                 errors[f"prepare:{enc_id}"] = f"{type(e).__name__}: {e}"
-        prepare_s["value"] += time.perf_counter() - t
         return w, prepared, errors, notes
 
     t_dec = time.perf_counter()
@@ -335,12 +277,12 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
         for w, prepared, errors, notes in _ordered_prefetch(pool, decode_and_prepare, work, cfg.workers * 2):
             for stage, msg in errors.items():
-                plan.fail(w.row.sample_id, stage, msg)
+                log.fail(w.row.sample_id, stage, msg)
             for n in notes:
-                plan.warn(w.row.sample_id, n)
+                log.warn(w.row.sample_id, n)
             for enc_id, x in prepared.items():
                 queues[enc_id].append((w.row.sample_id, keys[w.row.sample_id][enc_id], x))
-                if len(queues[enc_id]) >= plan.encoders[enc_id].batch_size:
+                if len(queues[enc_id]) >= encoders[enc_id].batch_size:
                     flush(enc_id)
             done += 1
             if cfg.progress and (done % 25 == 0 or done == len(work)):
@@ -348,9 +290,9 @@ def extract(plan: Plan) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     for enc_id in loaded:
         flush(enc_id)
     total = time.perf_counter() - t_dec
-    plan.timing["decode_prepare_s"] = total - sum(encode_s.values())
-    plan.timing["encode_s"] = encode_s
-    return feats
+    log.timing["decode_prepare_s"] = total - sum(encode_s.values())
+    log.timing["encode_s"] = encode_s
+    return feats, log
 
 
 def _ordered_prefetch(pool: ThreadPoolExecutor, fn: Any, items: list[Any], depth: int) -> Iterator[Any]:
@@ -372,70 +314,88 @@ def _ordered_prefetch(pool: ThreadPoolExecutor, fn: Any, items: list[Any], depth
 # ---------------------------------------------------------------------------------------------
 # reference features for set metrics
 # ---------------------------------------------------------------------------------------------
-REFERENCE_FEATURES = {"video": ("i3d", "logits"), "audio": ("audioclip", "embedding")}
+def _set_features(run: Run, skipped: Mapping[str, str]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(m.set_feature for m in run.metrics
+                              if m.kind == "set" and m.set_feature is not None and m.key not in skipped))
 
 
-def load_reference_file(path: str | Path, protocol: Protocol | None = None) -> dict[tuple[str, str], np.ndarray]:
-    """Read a ground-truth feature cache: the official ``{'video': [N,400], 'audio': [N,1024]}``
-    ``torch.save`` file (parsed with ``weights_only=True``: tensors and plain containers only,
-    never arbitrary objects; CUDA tensors land on the CPU) or an ``.npz`` with the same keys;
-    refused under ``protocol`` when it records other feature-relevant values."""
-    from javisbench.reference import read_reference
+def real_run(run: Run) -> tuple[Run, tuple[SampleFiles, ...]]:
+    """The run over the real clips of ``--reference-dir``: the same rows (a folder bench: the real
+    folder's own clips), files from the real folder."""
+    cfg = run.config
+    assert cfg.reference_dir is not None
+    real_dir = Path(cfg.reference_dir)
+    if run.bench_def is not None:
+        from javisbench.benches import folder_manifest
 
-    return read_reference(path, protocol)
+        manifest = folder_manifest(run.bench_def, real_dir, cfg.limit)
+        r = replace(run, manifest=manifest, samples=tuple(resolve_samples(manifest, None)), labels=None)
+        return r, r.samples
+    files = tuple(real_samples(run.manifest, real_dir))
+    return replace(run, samples=files), files
 
 
-def reference_features(plan: Plan) -> tuple[dict[tuple[str, str], np.ndarray], str | None]:
-    """Real-set features for the set metrics, and why there are none (or None).
+def compute_reference_features(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
+                               wanted: list[tuple[str, str]]) -> tuple[dict[tuple[str, str], np.ndarray], RunLog]:
+    """Reference features of ``wanted`` (encoder, feature) from the real clips, through the same
+    extraction (and the same loaded encoders) as the generated clips."""
+    from javisbench.reference import features_from_table
+
+    real, files = real_run(run)
+    needed = {e for e, _ in wanted}
+    feats, sub = extract(real, {k: v for k, v in encoders.items() if k in needed}, store, samples=files)
+    log = RunLog(skipped=sub.skipped, timing={"reference_" + k: v for k, v in sub.timing.items()})
+    for sid, stages in sub.failures.items():
+        for stage, msg in stages.items():
+            log.warn(sid, f"reference clip failed at {stage}: {msg}")
+    return features_from_table(real.manifest.rows, feats, wanted, windowed=run.protocol.windowed), log
+
+
+def reference_features(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
+                       skipped: Mapping[str, str]) -> tuple[dict[tuple[str, str], np.ndarray], str | None, RunLog]:
+    """Real-set features for the set metrics, why there are none (or None), and the log.
 
     ``--reference`` reads a cache; ``--reference-dir`` computes one from real clips; otherwise,
     under javisbench-official, a released ``<bench>-vanilla-max4s.pt`` found where the original
     layout puts it (beside the CSV or in ``cache/fvd_fad/``) is used.  What was used is recorded
-    in ``plan.reference_info`` (path and sha256, or the folder), which the results carry.
+    in the log's ``reference_info`` (path and sha256, or the folder), which the results carry.
     """
-    from javisbench.reference import compute_reference
+    from javisbench.reference import read_reference
     from javisbench.weights import sha256_of
 
-    cfg = plan.config
+    cfg = run.config
+    log = RunLog()
     path = Path(cfg.reference) if cfg.reference else None
-    if path is None and not cfg.reference_dir and plan.bench_def is None:
+    if path is None and not cfg.reference_dir and run.bench_def is None:
         from javisbench.benches import official_reference
 
-        found = official_reference(plan.manifest.path)
-        if found is not None and plan.protocol.name != "javisbench-official":
+        found = official_reference(run.manifest.path)
+        if found is not None and run.protocol.name != "javisbench-official":
             return {}, (f"no reference statistics: {found} (the released cache) holds javisbench-official features; "
-                        f"under {plan.protocol.name} build one with `javisbench reference build REAL_DIR --protocol "
-                        f"{plan.protocol.name}` and pass it with --reference")
+                        f"under {run.protocol.name} build one with `javisbench reference build REAL_DIR --protocol "
+                        f"{run.protocol.name}` and pass it with --reference"), log
         path = found
         if path is not None:
             _log(cfg, f"[javisbench] reference statistics: {path} (found beside the bench)")
     if path is not None:
-        ref = load_reference_file(path, plan.protocol)
-        plan.reference_info = {"path": str(path.resolve()), "sha256": sha256_of(path),
-                               "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()},
-                               "found_beside_bench": cfg.reference is None}
-        return ref, None
+        ref = read_reference(path, run.protocol)
+        log.reference_info = {"path": str(path.resolve()), "sha256": sha256_of(path),
+                              "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()},
+                              "found_beside_bench": cfg.reference is None}
+        return ref, None, log
     if cfg.reference_dir:
-        ref = compute_reference(plan)
-        plan.reference_info = {"computed_from": str(Path(cfg.reference_dir).resolve()),
-                               "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()}}
-        return ref, None
+        ref, sub = compute_reference_features(run, encoders, store, _set_features(run, skipped))
+        log.merge(sub)
+        log.reference_info = {"computed_from": str(Path(cfg.reference_dir).resolve()),
+                              "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()}}
+        return ref, None, log
     return {}, ("no reference statistics: pass --reference <bench>-vanilla-max4s.pt (the released ground-truth "
-                "cache) or --reference-dir REAL_CLIPS (see `javisbench reference build`)")
+                "cache) or --reference-dir REAL_CLIPS (see `javisbench reference build`)"), log
 
 
 # ---------------------------------------------------------------------------------------------
 # score
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Scores:
-    per_sample: dict[str, np.ndarray]               # metric -> (N,) values, NaN where failed
-    set_inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]   # metric -> (row idx, fake, real)
-    # set metrics whose fake and real rows do not correspond (every window of every clip, as
-    # MM-Diffusion's evaluator collects them): row idx gives each fake row's sample, real is apart
-    unpaired: set[str] = field(default_factory=set)
-
-
 def select_windows(n_fake: int, n_real: int, eval_num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows MM-Diffusion's evaluator keeps: each side's windows shuffled (here seeded, one
     stream per side) and cut to the first ``eval_num`` (0: all).  Returns (fake rows, real rows)."""
@@ -446,12 +406,12 @@ def select_windows(n_fake: int, n_real: int, eval_num: int, seed: int) -> tuple[
     return pf, pr
 
 
-def _windowed_set_input(plan: "Plan", feats: dict[str, dict[str, dict[str, np.ndarray]]], metric: Metric,
-                        real: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _windowed_set_input(run: Run, feats: FeatureTable, metric: Metric, real: np.ndarray,
+                        log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     enc_id, name = metric.set_feature  # type: ignore[misc]
     idx: list[int] = []
     blocks: list[np.ndarray] = []
-    for i, r in enumerate(plan.manifest.rows):
+    for i, r in enumerate(run.manifest.rows):
         f = feats.get(r.sample_id, {}).get(enc_id)
         if f is None:
             continue
@@ -462,40 +422,42 @@ def _windowed_set_input(plan: "Plan", feats: dict[str, dict[str, dict[str, np.nd
     real = np.asarray(real, np.float32)
     real = real[np.all(np.isfinite(real), axis=1)]
     if not blocks or real.shape[0] < 2:
-        plan.skipped[metric.key] = (f"skipped: {len(blocks)} clip(s) with windows and {real.shape[0]} reference "
-                                    "window(s) (need windows on both sides)")
+        log.skip(metric.key, f"skipped: {len(blocks)} clip(s) with windows and {real.shape[0]} reference "
+                             "window(s) (need windows on both sides)")
         return None
     fake = np.concatenate(blocks)
     if fake.shape[0] < 2:
-        plan.skipped[metric.key] = "skipped: only 1 window to score (need 2)"
+        log.skip(metric.key, "skipped: only 1 window to score (need 2)")
         return None
-    pf, pr = select_windows(fake.shape[0], real.shape[0], plan.protocol.mmdiff_eval_num, plan.protocol.seed)
+    pf, pr = select_windows(fake.shape[0], real.shape[0], run.protocol.mmdiff_eval_num, run.protocol.seed)
     return np.asarray(idx, np.int64)[pf], fake[pf], real[pr]
 
 
-def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], reference: dict[tuple[str, str], np.ndarray],
-          reference_problem: str | None) -> Scores:
-    rows = plan.manifest.rows
+def score(run: Run, feats: FeatureTable, reference: Mapping[tuple[str, str], np.ndarray],
+          reference_problem: str | None, skipped: Mapping[str, str]) -> tuple[Scores, RunLog]:
+    """Per-sample values and set-metric inputs from stored features (the numbers live in metrics/)."""
+    log = RunLog()
+    rows = run.manifest.rows
     per_sample: dict[str, np.ndarray] = {}
     set_inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     unpaired: set[str] = set()
-    for m in plan.metrics:
-        if m.key in plan.skipped:
+    for m in run.metrics:
+        if m.key in skipped:
             continue
         if m.kind == "set":
             assert m.set_feature is not None
             if m.set_feature not in reference:
-                plan.skipped[m.key] = "skipped: " + (reference_problem or f"the reference has no {m.set_feature[1]} features")
+                log.skip(m.key, "skipped: " + (reference_problem or
+                                               f"the reference has no {m.set_feature[0]}:{m.set_feature[1]} features"))
                 continue
             real = reference[m.set_feature]
-            if plan.protocol.windowed:
-                got = _windowed_set_input(plan, feats, m, real)
+            if run.protocol.windowed:
+                got = _windowed_set_input(run, feats, m, real, log)
                 if got is not None:
                     set_inputs[m.key] = got
                     unpaired.add(m.key)
                 continue
-            idx, fake_rows = [], []
-            ref_rows = []
+            idx, fake_rows, ref_rows = [], [], []
             for i, r in enumerate(rows):
                 f = feats.get(r.sample_id, {}).get(m.set_feature[0])
                 # sample i pairs with reference row r.index (its manifest row), as the original pairs them
@@ -505,49 +467,83 @@ def score(plan: Plan, feats: dict[str, dict[str, dict[str, np.ndarray]]], refere
                 ref_rows.append(r.index)
                 fake_rows.append(np.asarray(f[m.set_feature[1]], np.float32).ravel())
             if len(idx) < 2:
-                plan.skipped[m.key] = f"skipped: only {len(idx)} sample(s) with features paired to reference rows (need 2)"
+                log.skip(m.key, f"skipped: only {len(idx)} sample(s) with features paired to reference rows (need 2)")
                 continue
-            ii = np.asarray(idx)
-            set_inputs[m.key] = (ii, np.stack(fake_rows), np.asarray(real, np.float32)[np.asarray(ref_rows)])
+            set_inputs[m.key] = (np.asarray(idx), np.stack(fake_rows), np.asarray(real, np.float32)[np.asarray(ref_rows)])
             continue
         sample_feats: list[Optional[Feats]] = []
         for r in rows:
             f = feats.get(r.sample_id, {})
             sample_feats.append({e: f[e] for e in m.encoders} if all(e in f for e in m.encoders) else None)
         if m.ordered_fn is not None:
-            vals = np.asarray(m.ordered_fn(sample_feats, plan.protocol), np.float64)
+            vals = np.asarray(m.ordered_fn(sample_feats, run.protocol), np.float64)
         else:
             vals = np.full(len(rows), np.nan)
             for i, f in enumerate(sample_feats):
                 if f is None:
                     continue
                 try:
-                    vals[i] = m.sample_fn(f, plan.protocol)  # type: ignore[misc]
+                    vals[i] = m.sample_fn(f, run.protocol)  # type: ignore[misc]
                 except (ValueError, ArithmeticError) as e:
-                    plan.fail(rows[i].sample_id, f"metric:{m.key}", str(e))
+                    log.fail(rows[i].sample_id, f"metric:{m.key}", str(e))
         per_sample[m.key] = vals
-    return Scores(per_sample, set_inputs, unpaired)
+    return Scores(per_sample, set_inputs, unpaired), log
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Run the whole evaluation and return the results dict (also written to ``cfg.out``)."""
-    from javisbench.results import assemble, write_results
+# ---------------------------------------------------------------------------------------------
+# the whole run
+# ---------------------------------------------------------------------------------------------
+def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run the whole evaluation and return the results dict (also written to ``cfg.out``).
+
+    ``encoders``: optional encoder id -> Encoder subclass or instance, replacing the registry's.
+    """
+    from javisbench.results import assemble, export_official, write_json, write_results
 
     t0 = time.perf_counter()
-    plan = plan_run(cfg)
-    feats = extract(plan)
+    run, log = plan_run(cfg)
+    store = FeatureStore(cfg.cache_dir)
+    encs, sub = load_encoders(run, encoders)
+    log.merge(sub)
+    feats, sub = extract(run, encs, store)
+    log.merge(sub)
     t1 = time.perf_counter()
-    reference, problem = reference_features(plan) if any(m.kind == "set" and m.key not in plan.skipped for m in plan.metrics) else ({}, None)
-    scores = score(plan, feats, reference, problem)
-    results = assemble(plan, scores)
+    reference: Mapping[tuple[str, str], np.ndarray] = {}
+    problem = None
+    if any(m.kind == "set" and m.key not in log.skipped for m in run.metrics):
+        reference, problem, sub = reference_features(run, encs, store, log.skipped)
+        log.merge(sub)
+    scores, sub = score(run, feats, reference, problem, log.skipped)
+    log.merge(sub)
+    results = assemble(run, log, scores, encs, store)
     results["timing"].update({"extract_s": t1 - t0, "total_s": time.perf_counter() - t0})
-    n = len(plan.manifest)
-    results["timing"]["samples_per_s"] = n / max(results["timing"]["total_s"], 1e-9)
-    results["timing"]["feature_store"] = plan.store.stats()
+    results["timing"]["samples_per_s"] = len(run.manifest) / max(results["timing"]["total_s"], 1e-9)
+    results["timing"]["feature_store"] = store.stats()
     if cfg.out:
         write_results(results, cfg.out)
     if cfg.export_official:
-        from javisbench.results import export_official, write_json
-
-        write_json(export_official(results, plan), cfg.export_official)
+        write_json(export_official(results), cfg.export_official)
     return results
+
+
+def build_reference(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> tuple[
+        dict[tuple[str, str], np.ndarray], dict[str, dict[str, Any]], Run, RunLog]:
+    """Reference features of every selected set metric from the real clips in ``cfg.samples_dir``.
+
+    Returns ``(features keyed (encoder, feature), encoder id -> the protocol values its features
+    depend on, run, log)``; :func:`javisbench.reference.write_reference` records both.
+    """
+    cfg = replace(cfg, reference_dir=cfg.samples_dir, metrics=cfg.metrics or [
+        m.key for m in select_metrics(None) if m.kind == "set"])
+    run, _ = plan_run(cfg)      # the real clips' own problems come back from the extraction below
+    log = RunLog()
+    if not any(m.kind == "set" for m in run.metrics):
+        raise ValueError("reference build needs set metrics (e.g. fvd kvd fad); got "
+                         + ", ".join(m.key for m in run.metrics))
+    run = replace(run, metrics=tuple(m for m in run.metrics if m.kind == "set"))
+    store = FeatureStore(cfg.cache_dir)
+    encs, sub = load_encoders(run, encoders)
+    log.merge(sub)
+    feats, sub = compute_reference_features(run, encs, store, _set_features(run, log.skipped))
+    log.merge(sub)
+    return feats, {e: enc.feature_protocol() for e, enc in encs.items()}, run, log

@@ -1,25 +1,30 @@
 """The content-addressed feature store.
 
 Every feature row is stored under a key made of (sample content hash, encoder id + code version +
-weights sha256, protocol fingerprint, prompts when the encoder reads them).  A re-run, a resumed
+weights sha256, the protocol values *that encoder reads* (``Encoder.feature_protocol``), prompts
+when the encoder reads them).  Statistics settings are not part of it, so changing a seed, a
+bootstrap count or another encoder's protocol field never re-runs a model.  A re-run, a resumed
 run, a new breakdown or a new table reads what is stored and computes nothing twice.
 
 Layout: ``<root>/features/<encoder id>/<key[:2]>/<key>.npz``, one small file per (sample,
 encoder); a run's shard is its encoder folder, so stores from several machines merge by
 copying folders.  Writes go to a temporary file in the same folder and are renamed into place,
-so a killed run leaves either a whole entry or none.  Everything is stored as float32.
+so a killed run leaves either a whole entry or none.  Everything is stored as float32, except the
+outputs an encoder declares exact (``float64_outputs``).  An entry that cannot be read, misses a
+declared output or holds non-finite values is recomputed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from javisbench.files import atomic_open
 
 
 def default_cache_dir() -> Path:
@@ -41,6 +46,8 @@ def memo_key(*parts: Any) -> str:
 
 
 def feature_key(content_hash: str, encoder_fingerprint: str, protocol_fingerprint: str, prompts: tuple[str, ...] = ()) -> str:
+    """The store key of one (sample, encoder) entry; ``protocol_fingerprint`` is the encoder's own
+    (``Encoder.feature_fingerprint``: the protocol values it reads), never the whole protocol's."""
     blob = json.dumps([content_hash, encoder_fingerprint, protocol_fingerprint, list(prompts)], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -57,7 +64,8 @@ class FeatureStore:
     def path(self, encoder_id: str, key: str) -> Path:
         return self.root / encoder_id / key[:2] / f"{key}.npz"
 
-    def get(self, encoder_id: str, key: str) -> dict[str, np.ndarray] | None:
+    def get(self, encoder_id: str, key: str, expect: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+        """The stored features, or None (absent, damaged, missing one of ``expect``, non-finite)."""
         p = self.path(encoder_id, key)
         if not p.is_file():
             self.misses += 1
@@ -69,30 +77,26 @@ class FeatureStore:
             # a damaged entry (e.g. the disk filled up mid-write on another tool): recompute it
             self.misses += 1
             return None
+        if any(name not in out for name in expect) or not all(
+                np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) for a in out.values()):
+            self.misses += 1
+            return None
         self.hits += 1
         return out
 
-    def put(self, encoder_id: str, key: str, features: dict[str, np.ndarray]) -> Path:
+    def put(self, encoder_id: str, key: str, features: dict[str, np.ndarray],
+            float64: tuple[str, ...] = ()) -> Path:
         if not features:
             raise ValueError(f"refusing to store an empty feature dict for {encoder_id}/{key}")
         arrays = {}
         for name, v in features.items():
-            a = np.asarray(v, dtype=np.float32)
+            a = np.asarray(v, dtype=np.float64 if name in float64 else np.float32)
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{encoder_id} produced non-finite values in {name!r}; not stored")
             arrays[name] = a
         p = self.path(encoder_id, key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(p, "wb") as f:
+            np.savez(f, **arrays)
         self.writes += 1
         return p
 
@@ -111,16 +115,8 @@ class FeatureStore:
             return None
 
     def memo_put(self, key: str, value: Any) -> None:
-        p = self.memo_path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(value, f)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(self.memo_path(key), "w") as f:
+            json.dump(value, f)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "writes": self.writes}

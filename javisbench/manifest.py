@@ -165,6 +165,25 @@ def resolve_samples(manifest: Manifest, samples_dir: str | Path | None) -> list[
     return out
 
 
+def real_samples(manifest: Manifest, real_dir: str | Path) -> list[SampleFiles]:
+    """The real clips of the manifest's rows in ``real_dir``: ``sample_{i:04d}.mp4`` (+ ``.wav``)
+    when the folder is laid out like a samples folder, else the ``path`` / ``audio_path`` columns
+    taken relative to it (the original's layout)."""
+    d = Path(real_dir)
+    if (not manifest.rows or (d / "sample_0000.mp4").exists() or (d / f"{manifest.rows[0].sample_id}.mp4").exists()
+            or "path" not in manifest.columns):
+        return resolve_samples(manifest, d)
+    if not d.is_dir():
+        raise ManifestError(f"real clips folder {d} does not exist")
+    out = []
+    for r in manifest.rows:
+        v_raw = r.raw["path"].strip()
+        a_raw = r.raw.get("audio_path", "").strip()
+        a = d / a_raw if a_raw and a_raw != v_raw else None
+        out.append(_check_files(r.sample_id, d / v_raw, a, explicit_audio=a is not None))
+    return out
+
+
 def _check_files(sid: str, video: Path, audio: Path | None, explicit_audio: bool) -> SampleFiles:
     if not video.is_file():
         return SampleFiles(sid, video, audio, f"missing video file {video} (expected {video.name} for this row)")

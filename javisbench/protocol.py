@@ -55,6 +55,7 @@ class Protocol:
     clap_sr: int = 48000
     clap_pad: Literal["zero", "repeat"] = "zero"   # quirk: padding=True overrides repeatpad
     clap_crop_seeded: bool = False       # quirk: unseeded random 10 s crop for longer clips
+    clap_crop_seed: int = 0              # our crop of clips over 10 s is seeded (with the content hash) by this
     # ---- ImageBind / AVH / JavisScore ------------------------------------------------------------
     imagebind_audio_channel0: bool = True          # quirk: kaldi fbank on the left channel only
     javis_window_s: float = 2.0
@@ -64,6 +65,7 @@ class Protocol:
     javis_clamp_k: bool = False          # quirk: k = int(0.4 N) may be 0 (the original returns NaN)
     # ---- AV-Align ------------------------------------------------------------------------------
     av_align_tolerance_frames: int = 1   # official: +-1 frame, strict
+    av_align_flow_threshold: float = 0.0  # official: every flow peak counts; fixed: peaks below it are ignored
     # ---- DeSync --------------------------------------------------------------------------------
     desync_fps: int = 25
     desync_fix_group_assignment: bool = False      # quirk: group-major/sample-major reshape bug
@@ -74,10 +76,11 @@ class Protocol:
     cavp_failure_as_zero: bool = False   # the original's 0.0 is only written to the official export
     # ---- VideoReward -----------------------------------------------------------------------------
     videoreward_bf16_cuda: bool = True   # the original runs bf16 (+ flash-attention 2) on CUDA; fp32 on CPU
-    # ---- statistics ----------------------------------------------------------------------------
-    bootstrap: int = 1000
+    # ---- statistics (never part of a feature key: changing them re-runs no model) --------------
+    bootstrap: int = 1000                # resamples for per-sample metric CIs (mean of values)
+    set_bootstrap: int = 100             # resamples for set-metric intervals (each one a full FD/MMD)
     ci_level: float = 0.95
-    seed: int = 0
+    seed: int = 0                        # resampling and subset seeds
 
     def values(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,6 +126,7 @@ FIXED = Protocol(
     javis_aligned_windows=True,
     javis_clamp_k=True,
     desync_fix_group_assignment=True,
+    av_align_flow_threshold=0.1,
     cavp_reencode=False,
     cavp_chunk_borders=False,
 )

@@ -1,9 +1,15 @@
-"""Reference (real-set) features for FVD, KVD and FAD.
+"""Reference (real-set) features for set metrics (FVD, KVD, FAD, and any set metric on any encoder).
 
 The original tool compares generated clips with a released ground-truth cache,
 ``<bench>-vanilla-max4s.pt``: a ``torch.save`` of ``{'video': FloatTensor[N,400] (I3D logits),
 'audio': FloatTensor[N,1024] (AudioCLIP embeddings)}``, rows in manifest order.  Row *i* of the
-cache is paired with sample *i*; the first ``min(N_fake, N_real)`` rows are used.
+cache is paired with sample *i*.
+
+Files written here are self-describing: features are keyed ``"<encoder>:<feature>"`` (the two
+official ones keep the names ``video`` / ``audio``, so the original tool still reads them), and
+``'protocol'`` records, per feature, the protocol values it depends on (the encoder's
+``feature_protocol``).  A file is refused under a protocol whose value of any recorded field
+differs.  This module works on features only: the pipeline extracts them and hands them over.
 
 Untrusted files are parsed, never unpickled: ``.pt`` files go through ``torch.load(...,
 weights_only=True)`` (tensors and plain containers only; a pickle that asks for anything else is
@@ -13,42 +19,54 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from javisbench.evaluate import Plan
-
-#: cache key -> (encoder id, feature name)
+#: the released cache's keys -> (encoder id, feature name), and their dimensions
 CACHE_LAYOUT = {"video": ("i3d", "logits"), "audio": ("audioclip", "embedding")}
 EXPECTED_DIMS = {"video": 400, "audio": 1024}
+_NAME_OF = {v: k for k, v in CACHE_LAYOUT.items()}
 
 
 class ReferenceError(ValueError):
     pass
 
 
-def read_reference(path: str | Path, protocol: Any = None) -> dict[tuple[str, str], np.ndarray]:
-    """Reference features from an official ``.pt`` cache or an ``.npz`` with keys video/audio.
+def feature_name(pair: tuple[str, str]) -> str:
+    """The key a feature is stored under in a reference file."""
+    return _NAME_OF.get(pair, f"{pair[0]}:{pair[1]}")
 
-    With ``protocol``, a file that records the protocol it was built under (``write_reference``)
-    is refused when its feature-relevant values differ (:func:`check_reference_protocol`).
+
+def read_reference(path: str | Path, protocol: Any = None) -> dict[tuple[str, str], np.ndarray]:
+    """Reference features, keyed ``(encoder id, feature name)``, from an official ``.pt`` cache or
+    a file written by :func:`write_reference` (``.pt`` or ``.npz``).
+
+    With ``protocol``, a file that records the protocol values its features depend on is refused
+    when any of them differs from ``protocol``'s (:func:`check_reference_protocol`).
     """
     path = Path(path)
     raw = _read_raw(path)
     if protocol is not None:
         check_reference_protocol(path, protocol, _meta(path, raw))
     out: dict[tuple[str, str], np.ndarray] = {}
-    for k, target in CACHE_LAYOUT.items():
-        if k not in raw:
+    for k, v in raw.items():
+        if k == "protocol":
             continue
-        a = np.asarray(raw[k], np.float32)
-        if a.ndim != 2 or a.shape[1] != EXPECTED_DIMS[k]:
-            raise ReferenceError(f"{path}: '{k}' has shape {a.shape}, expected [N, {EXPECTED_DIMS[k]}]")
+        if k in CACHE_LAYOUT:
+            target = CACHE_LAYOUT[k]
+        elif ":" in k:
+            enc, _, name = k.partition(":")
+            target = (enc, name)
+        else:
+            continue
+        a = np.asarray(v, np.float32)
+        want = EXPECTED_DIMS.get(k)
+        if a.ndim != 2 or (want is not None and a.shape[1] != want):
+            raise ReferenceError(f"{path}: '{k}' has shape {a.shape}, expected [N, {want if want else 'D'}]")
         out[target] = a
     if not out:
-        raise ReferenceError(f"{path}: no 'video' or 'audio' entry (got keys {sorted(raw)})")
+        raise ReferenceError(f"{path}: no 'video' or 'audio' entry, nor any 'encoder:feature' one (got keys {sorted(raw)})")
     return out
 
 
@@ -84,25 +102,30 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return raw
 
 
-def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Path, protocol: Any = None) -> Path:
-    """Write the official layout: ``.pt`` (torch.save of float tensors) or ``.npz``.
+def write_reference(features: Mapping[tuple[str, str], np.ndarray], path: str | Path, protocol: Any = None,
+                    feature_protocols: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """Write reference features: ``.pt`` (``torch.save`` of float tensors) or ``.npz``.
 
-    With ``protocol``, the values the features depend on (:func:`javisbench.protocol.reference_values`)
-    are recorded as a JSON string under ``'protocol'``: the original tool reads only ``'video'`` and
-    ``'audio'``, and :func:`check_reference_protocol` refuses the file under another loader.
+    ``features`` are keyed ``(encoder id, feature name)``; I3D logits and AudioCLIP embeddings are
+    written as ``video`` / ``audio`` (the official layout), any other as ``"encoder:feature"``.
+    With ``protocol``, ``'protocol'`` records as JSON the protocol name and, per feature, the
+    values it depends on: ``feature_protocols[encoder]`` (``Encoder.feature_protocol()``), or,
+    without it, the legacy set of loader fields.  The original tool reads only video/audio.
     """
+    from javisbench.files import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: np.asarray(features[t], np.float32) for k, t in CACHE_LAYOUT.items() if t in features}
+    data = {feature_name(t): np.asarray(v, np.float32) for t, v in features.items()}
     meta = None
     if protocol is not None:
         from javisbench.protocol import reference_values
 
-        meta = json.dumps({"name": protocol.name, "values": reference_values(protocol)}, sort_keys=True)
-    tmp = path.with_name(path.name + ".part")
+        per_feature = {feature_name(t): dict((feature_protocols or {}).get(t[0]) or reference_values(protocol))
+                       for t in features}
+        meta = json.dumps({"name": protocol.name, "features": per_feature}, sort_keys=True)
     if path.suffix == ".npz":
         extra = {} if meta is None else {"protocol": np.array(meta)}
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez(f, **data, **extra)
     else:
         import torch
@@ -110,8 +133,8 @@ def write_reference(features: dict[tuple[str, str], np.ndarray], path: str | Pat
         obj: dict[str, Any] = {k: torch.from_numpy(v) for k, v in data.items()}
         if meta is not None:
             obj["protocol"] = meta
-        torch.save(obj, tmp)
-    tmp.replace(path)
+        with atomic_open(path, "wb") as f:
+            torch.save(obj, f)
     return path
 
 
@@ -129,94 +152,55 @@ def _meta(path: Path, raw: dict[str, Any]) -> dict[str, Any] | None:
         meta = json.loads(text)
     except ValueError:
         raise ReferenceError(f"{path}: the 'protocol' entry is not the JSON this tool writes: {text[:80]!r}") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("values"), dict):
-        raise ReferenceError(f"{path}: the 'protocol' entry has no 'values' mapping")
+    if not isinstance(meta, dict) or not (isinstance(meta.get("values"), dict) or isinstance(meta.get("features"), dict)):
+        raise ReferenceError(f"{path}: the 'protocol' entry has no 'features' (or legacy 'values') mapping")
     return meta
 
 
 def check_reference_protocol(path: str | Path, protocol: Any, meta: dict[str, Any] | None) -> None:
-    """Refuse a reference whose recorded feature-relevant protocol values (``meta``, as
-    :func:`recorded_protocol` returns them) differ from ``protocol``'s; None records nothing."""
-    from javisbench.protocol import reference_values
-
+    """Refuse a reference whose recorded protocol values (``meta``, as :func:`recorded_protocol`
+    returns them) differ from ``protocol``'s in any recorded field; None records nothing."""
     if meta is None:
         return
-    want = reference_values(protocol)
-    got = meta["values"]
-    diff = [f"{k}: file {got.get(k)!r}, run {v!r}" for k, v in want.items() if k in got and got[k] != v]
+    run_values = protocol.values()
+    groups = meta["features"] if isinstance(meta.get("features"), dict) else {"all features": meta["values"]}
+    diff = []
+    for feat, values in groups.items():
+        for k, v in sorted(values.items()):
+            if k in run_values and run_values[k] != v:
+                diff.append(f"{k} ({feat}): file {v!r}, run {run_values[k]!r}")
     if diff:
         raise ReferenceError(
             f"{path} was built under protocol {meta.get('name')!r}, whose features differ from this run's "
-            f"({protocol.name!r}): " + "; ".join(diff) + ". Rebuild it with `javisbench reference build "
+            f"({protocol.name!r}): " + "; ".join(dict.fromkeys(diff)) + ". Rebuild it with `javisbench reference build "
             f"--protocol {protocol.name}` or run with --protocol {meta.get('name')}"
         )
 
 
-def compute_reference(plan: "Plan") -> dict[tuple[str, str], np.ndarray]:
-    """Reference features from real clips (``--reference-dir``), through the same pipeline.
+def features_from_table(rows: Sequence[Any], feats: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]],
+                        wanted: Sequence[tuple[str, str]], windowed: bool = False) -> dict[tuple[str, str], np.ndarray]:
+    """Reference arrays from extracted features of the real clips.
 
-    The real folder holds ``sample_{i:04d}.mp4`` (+ ``.wav``) for row *i*, or the manifest's
-    ``path`` / ``audio_path`` columns name the files relative to it.  Rows whose real clip fails
-    are NaN rows here and are left out of the pairing (recorded in the plan's warnings).
+    ``rows`` are manifest rows (``sample_id``, ``index``); ``feats`` sample id -> encoder -> feature.
+    Paired (default): row *i* of the array is manifest row ``index`` *i* (NaN rows where the real
+    clip failed, left out of the pairing).  ``windowed``: every window of every clip, clip after
+    clip (rows are not paired with samples).
     """
-    from dataclasses import replace
-
-    from javisbench.evaluate import extract, plan_run
-
-    cfg = plan.config
-    assert cfg.reference_dir is not None
-    real_dir = Path(cfg.reference_dir)
-    samples_dir: Path | None = real_dir
-    if not (real_dir / "sample_0000.mp4").exists() and "path" in plan.manifest.columns:
-        samples_dir = None
-    keys = [m.key for m in plan.metrics if m.kind == "set"]
-    sub_cfg = replace(cfg, samples_dir=samples_dir, metrics=keys, out=None, export_official=None, reference=None,
-                      reference_dir=None)
-    if samples_dir is None:
-        sub_cfg = replace(sub_cfg, bench=_real_paths_manifest(plan, real_dir))
-    sub = plan_run(sub_cfg)
-    # the same encoders (same protocol, weights and device): reuse them, do not load a model twice
-    sub.encoders = {k: plan.encoders[k] if k in plan.encoders and plan.encoders[k].fingerprint() == v.fingerprint() else v
-                    for k, v in sub.encoders.items()}
-    feats = extract(sub)
     out: dict[tuple[str, str], np.ndarray] = {}
-    for enc_id, name in CACHE_LAYOUT.values():
-        if enc_id not in sub.encoders:
-            continue
-        got = [feats[r.sample_id][enc_id][name] for r in sub.manifest.rows if enc_id in feats.get(r.sample_id, {})]
+    for enc_id, name in wanted:
+        got = [feats[r.sample_id][enc_id][name] for r in rows if enc_id in feats.get(r.sample_id, {})]
         if not got:
             continue
-        if sub.protocol.windowed:
-            # every window of every clip, clip after clip: rows are not paired with samples
+        if windowed:
             out[(enc_id, name)] = np.concatenate([np.asarray(g, np.float32).reshape(-1, np.asarray(g).shape[-1])
                                                   for g in got])
             continue
         dim = int(np.asarray(got[0]).size)
         # rows are placed at their manifest index (a --where/--subset run scores a subset of rows)
-        arr = np.full((max(r.index for r in sub.manifest.rows) + 1, dim), np.nan, np.float32)
-        for r in sub.manifest.rows:
+        arr = np.full((max(r.index for r in rows) + 1, dim), np.nan, np.float32)
+        for r in rows:
             f = feats.get(r.sample_id, {}).get(enc_id)
             if f is not None:
                 arr[r.index] = np.asarray(f[name], np.float32).ravel()
         out[(enc_id, name)] = arr
-    for sid, stages in sub.failures.items():
-        for stage, msg in stages.items():
-            plan.warn(sid, f"reference clip failed at {stage}: {msg}")
     return out
-
-
-def _real_paths_manifest(plan: "Plan", real_dir: Path) -> Path:
-    """A manifest whose pred_video_path/pred_audio_path point at the real clips of each row."""
-    import csv
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix="javisbench-real-", suffix=".csv")
-    with open(fd, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "audio_text", "pred_video_path", "pred_audio_path"])
-        for r in plan.manifest.rows:
-            v = real_dir / r.raw["path"].strip()
-            a_raw = r.raw.get("audio_path", "").strip()
-            a = real_dir / a_raw if a_raw and a_raw != r.raw["path"].strip() else ""
-            w.writerow([r.text, r.audio_text, str(v), str(a)])
-    return Path(tmp)

@@ -13,6 +13,8 @@ Schema (``schema_version`` 1.x; readers refuse another major version):
 * ``per_category``: aspect -> category -> key -> ``{value, ci_low, ci_high, n, flags}``
 * ``per_subcategory``: aspect -> category -> subcategory -> key -> cell (when labelled)
 * ``per_sample``: sample id -> key -> value (null where the sample failed)
+* ``labels``: ``{taxonomy: definition, categories: {aspect: [[index, ...] per sample]},
+  subcategories: ...}`` aligned with ``sample_ids`` (null without category columns; 1.2)
 * ``failures``: sample id -> stage -> message;  ``warnings``: sample id -> [message]
 * ``skipped``: key -> reason (the file and command needed; never a number)
 * ``timing``: seconds per stage, samples/s, feature-store hits
@@ -24,16 +26,15 @@ import json
 import math
 import os
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
-
-import javisbench
+from javisbench import __version__
+from javisbench.files import atomic_open
 
 if TYPE_CHECKING:  # pragma: no cover
-    from javisbench.evaluate import Plan, Scores
+    from javisbench.features import FeatureStore
+    from javisbench.run import Run, RunLog, Scores
 
 SCHEMA_VERSION = "1.1"   # 1.1: bench.kind, reference provenance, window counts on set cells
 SET_BOOTSTRAP = 100  # resamples for overall set-metric CIs (each one is a full FD/MMD)
@@ -73,135 +74,102 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _sample_cell(values: np.ndarray, protocol: Any) -> dict[str, Any]:
-    from metrics.bootstrap import bootstrap_ci
-
-    v = np.asarray(values, np.float64)
-    ok = v[np.isfinite(v)]
-    n_failed = int(v.size - ok.size)
-    if ok.size == 0:
-        return {"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_failed": n_failed}
-    lo, hi = bootstrap_ci(ok, n_boot=protocol.bootstrap, level=protocol.ci_level, seed=protocol.seed)
-    return {"value": _f(ok.mean()), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(ok.size), "n_failed": n_failed}
-
-
-def _set_cell(metric: Any, fake: np.ndarray, real: np.ndarray, protocol: Any, n_rows: int, with_ci: bool = True) -> dict[str, Any]:
-    from metrics.bootstrap import bootstrap_set_ci
-
-    from javisbench.breakdown import centre_interval
-
-    n = fake.shape[0]
-    flags = []
-    if n < fake.shape[1]:
-        flags.append("rank-deficient")
-    value = metric.set_fn(fake, real, protocol)
-    lo = hi = None
-    if with_ci and n >= 2:
-        from javisbench.breakdown import set_metric_fn
-
-        # resamples use the metric's fast exact form: only the CI needs them
-        fn, _ = set_metric_fn(metric, np.arange(n), fake, real, protocol, n, fast=True)
-        lo, hi = bootstrap_set_ci(fn, n, n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
-        lo, hi = centre_interval(lo, hi, value, fn(np.arange(n)))
-    return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(n), "n_failed": int(n_rows - n), "flags": flags}
+def labels_block(run: "Run") -> dict[str, Any] | None:
+    """The category labels of the scored rows, self-contained (the taxonomy definition included),
+    aligned with ``sample_ids``: what ``compare`` and ``report --crosstab`` read."""
+    if run.labels is None:
+        return None
+    lab = run.labels
+    return {
+        "taxonomy": run.taxonomy.to_dict(),
+        "categories": {a: [list(t) for t in v] for a, v in lab.categories.items()},
+        "subcategories": {a: [list(t) for t in v] for a, v in lab.subcategories.items()},
+    }
 
 
-def _windowed_set_cell(metric: Any, idx: np.ndarray, fake: np.ndarray, real: np.ndarray, protocol: Any,
-                       n_rows: int) -> dict[str, Any]:
-    """A set metric over unpaired window rows: CI from resampling fake and real rows independently."""
-    from metrics.bootstrap import bootstrap_two_set_ci
+def labels_from_results(results: dict[str, Any]) -> Any:
+    """``taxonomy.Labels`` of a results file's samples (in ``sample_ids`` order), from the file itself.
 
-    from javisbench.breakdown import centre_interval
+    Raises:
+        ResultsError: a folder bench, or a file with no labels (written before schema 1.2, or a
+            bench without category columns).
+    """
+    bench = results.get("bench") or {}
+    if bench.get("kind") == "folder":
+        raise ResultsError(f"bench {bench.get('name')} is a folder bench: its clips carry no category labels")
+    block = results.get("labels")
+    if not block:
+        raise ResultsError("this results file carries no category labels (the bench has no cat{a}_ind columns, or the "
+                           f"file was written by schema {results.get('schema_version')} < 1.2: re-run evaluate)")
+    from taxonomy import Labels
+    from taxonomy.model import Taxonomy
 
-    value = metric.set_fn(fake, real, protocol)
-    fast = metric.resample_fn or metric.set_fn
-    lo, hi = bootstrap_two_set_ci(lambda i, j: float(fast(fake[i], real[j], protocol)), fake.shape[0], real.shape[0],
-                                  n_boot=SET_BOOTSTRAP, level=protocol.ci_level, seed=protocol.seed)
-    lo, hi = centre_interval(lo, hi, value, float(fast(fake, real, protocol)))
-    n_clips = int(np.unique(idx).size)
-    flags = ["windows"] + (["rank-deficient"] if min(fake.shape[0], real.shape[0]) < fake.shape[1] else [])
-    return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(fake.shape[0]), "n_real": int(real.shape[0]),
-            "n_clips": n_clips, "n_failed": int(n_rows - n_clips), "flags": flags}
+    tax = Taxonomy.from_dict(block["taxonomy"], source="results labels")
+    return Labels(tax, {a: tuple(tuple(int(i) for i in t) for t in v) for a, v in block["categories"].items()},
+                  {a: tuple(tuple(int(i) for i in t) for t in v) for a, v in (block.get("subcategories") or {}).items()},
+                  row_ids=tuple(results.get("sample_ids") or ()) or None)
 
 
-def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
-    p = plan.protocol
-    rows = plan.manifest.rows
-    overall: dict[str, Any] = {}
-    for key, vals in scores.per_sample.items():
-        overall[key] = _sample_cell(vals, p)
-    metric_by_key = {m.key: m for m in plan.metrics}
-    from javisbench.features import memo_key
+def assemble(run: "Run", log: "RunLog", scores: "Scores", encoders: Mapping[str, Any],
+             store: "FeatureStore | None" = None) -> dict[str, Any]:
+    """The results dict of a finished run (schema above)."""
+    from javisbench.breakdown import overall_cells, per_category_cells, per_subcategory_cells
 
-    for key, (idx, fake, real) in scores.set_inputs.items():
-        mkey = memo_key("set-overall", key, p.fingerprint, SET_BOOTSTRAP, len(rows), fake, real, idx,
-                        key in scores.unpaired)
-        cached = plan.store.memo_get(mkey)
-        if cached is not None:
-            overall[key] = cached
-            continue
-        try:
-            if key in scores.unpaired:
-                overall[key] = _windowed_set_cell(metric_by_key[key], idx, fake, real, p, len(rows))
-            else:
-                overall[key] = _set_cell(metric_by_key[key], fake, real, p, len(rows))
-            plan.store.memo_put(mkey, overall[key])
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
-            plan.skipped[key] = f"failed: {e}"
-
+    p = run.protocol
+    rows = run.manifest.rows
+    overall, failed = overall_cells(run, scores, store)
+    for key, reason in failed.items():
+        log.skip(key, reason)
     per_category: dict[str, Any] = {}
-    if plan.labels is not None:
-        from javisbench.breakdown import per_category_cells
-
-        per_category = per_category_cells(plan, scores)
     per_subcategory: dict[str, Any] = {}
-    if plan.labels is not None and any(plan.labels.has_subcategories(a.key) for a in plan.taxonomy.aspects):
-        from javisbench.breakdown import per_subcategory_cells
-
-        per_subcategory = per_subcategory_cells(plan, scores)
+    if run.labels is not None:
+        per_category = per_category_cells(run, scores, store)
+        if any(run.labels.has_subcategories(a.key) for a in run.taxonomy.aspects):
+            per_subcategory = per_subcategory_cells(run, scores)
 
     per_sample: dict[str, Any] = {}
-    if plan.config.per_sample:
+    if run.config.per_sample:
         for i, r in enumerate(rows):
             per_sample[r.sample_id] = {k: _f(v[i]) for k, v in scores.per_sample.items()}
 
-    results: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
-        "javisbench_version": javisbench.__version__,
+        "javisbench_version": __version__,
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "protocol": {"name": p.name, "version": p.version, "fingerprint": p.fingerprint, "values": p.values()},
         "bench": {
-            "name": plan.manifest.name,
-            "kind": "folder" if plan.bench_def is not None else "csv",
-            "path": str(plan.manifest.path.resolve()),
-            "manifest_sha256": plan.manifest.sha256,
+            "name": run.manifest.name,
+            "kind": "folder" if run.bench_def is not None else "csv",
+            "path": str(run.manifest.path.resolve()),
+            "manifest_sha256": run.manifest.sha256,
             "n_rows": len(rows),
-            "taxonomy": None if plan.taxonomy is None else {"name": plan.taxonomy.name, "version": plan.taxonomy.version},
+            "taxonomy": None if run.taxonomy is None else {"name": run.taxonomy.name, "version": run.taxonomy.version},
         },
-        "reference": plan.reference_info,
-        "model": {"name": plan.config.model_name, **plan.config.model_meta},
-        "encoders": {e: {"fingerprint": enc.fingerprint(), "weights_sha256": dict(enc.weights_sha256)} for e, enc in plan.encoders.items()},
-        "unofficial_weights": dict(plan.unofficial_weights),
+        "reference": log.reference_info,
+        "model": {"name": run.config.model_name, **run.config.model_meta},
+        "encoders": {e: {"fingerprint": enc.fingerprint(), "weights_sha256": dict(enc.weights_sha256),
+                         "protocol_fields": enc.feature_protocol()} for e, enc in encoders.items()},
+        "unofficial_weights": dict(log.unofficial_weights),
         "libraries": library_versions(),
         "seed": p.seed,
-        "device": plan.config.device,
+        "device": run.config.device,
         "metrics": {
             m.key: {"title": m.title, "kind": m.kind, "higher_is_better": m.higher_is_better, "official": m.official,
                     "encoders": list(m.encoders)}
-            for m in plan.metrics
+            for m in run.metrics
         },
         "sample_ids": [r.sample_id for r in rows],
+        "labels": labels_block(run),
         "overall": overall,
         "per_category": per_category,
         "per_subcategory": per_subcategory,
         "per_sample": per_sample,
-        "failures": plan.failures,
-        "warnings": plan.warnings,
-        "skipped": {k: v for k, v in plan.skipped.items()},
-        "timing": dict(plan.timing),
+        "failures": log.failures,
+        "warnings": log.warnings,
+        "skipped": dict(log.skipped),
+        "timing": dict(log.timing),
     }
-    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,18 +177,10 @@ def assemble(plan: "Plan", scores: "Scores") -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Atomic JSON write (temporary file + rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "w", suffix=".json") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, allow_nan=False)
+        f.write("\n")
+    return Path(path)
 
 
 def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -241,7 +201,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def export_official(results: dict[str, Any], plan: "Plan | None" = None) -> dict[str, Any]:
+def export_official(results: dict[str, Any]) -> dict[str, Any]:
     """The original tool's JSON layout (``--verbose`` form when category labels exist).
 
     Per-sample metrics: ``{"overall", "all": [per-sample, CSV order], "0".."4": [category means]}``;

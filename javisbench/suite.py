@@ -1,6 +1,7 @@
 """The metric table: every metric declared as data.
 
-A metric names the encoder features it reads, its kind (``sample``: one value per sample,
+A metric names the encoder features it reads (``reads``: ``encoder:feature``, each a declared
+output of that encoder), its kind (``sample``: one value per sample,
 averaged; ``set``: one value for a set of samples against reference features, recomputed per
 category), its direction and the protocol quirks it applies.  The pipeline, the breakdown, the
 report and the leaderboard read this table; nothing else hard-codes a metric name.  A new
@@ -38,7 +39,22 @@ class Metric:
     resample_fn: SetFn | None = None         # the same statistic, fast, for bootstrap resamples
     ordered_fn: OrderedFn | None = None      # per-sample values that depend on the sample order
     quirks: tuple[str, ...] = field(default_factory=tuple)
-    weights: tuple[str, ...] = field(default_factory=tuple)   # official file names, for `ls`
+    reads: tuple[str, ...] = field(default_factory=tuple)     # "encoder:feature" it reads (set metrics: set_feature)
+
+    @property
+    def features(self) -> tuple[tuple[str, str], ...]:
+        """``(encoder id, feature name)`` pairs the metric reads."""
+        pairs = [tuple(r.split(":", 1)) for r in self.reads]
+        if self.set_feature is not None and self.set_feature not in pairs:
+            pairs.append(self.set_feature)
+        return tuple(pairs)  # type: ignore[return-value]
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The weight files of the metric's encoders (official names), from the encoder registry."""
+        from javisbench.encoders import encoder_class
+
+        return tuple(wf.name for e in self.encoders for wf in encoder_class(e).weight_files)
 
     @property
     def direction(self) -> str:
@@ -125,6 +141,14 @@ def _javis(f: Feats, p: "Protocol") -> float:
     return float(javis_score(ib["frames"], ib["window_audio"], idx, topk=p.javis_topk, clamp_k=p.javis_clamp_k))
 
 
+def _av_align(f: Feats, p: "Protocol") -> float:
+    from metrics.av_align import av_align_score
+
+    a = f["avalign"]
+    return float(av_align_score(a["audio_peaks"], a["video_peaks"], float(a["rates"][0]),
+                                tolerance_frames=p.av_align_tolerance_frames))
+
+
 def _av_lag(f: Feats, p: "Protocol") -> float:
     from metrics.lag import av_lag
 
@@ -160,64 +184,65 @@ def _add(m: Metric) -> None:
 
 
 _add(Metric("fvd", "FVD", ("i3d",), "set", False, "Fréchet distance of I3D Kinetics-400 logits (16 frames over the clip) to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_fd, resample_fn=_fd_fast, weights=("i3d_pretrained_400.pt",),
+            set_feature=("i3d", "logits"), set_fn=_fd, resample_fn=_fd_fast,
             quirks=("frames remapped to [127,255] before I3D", "float32 SVD square root")))
 _add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3D logits to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_kvd, resample_fn=_kvd_fast, weights=("i3d_pretrained_400.pt",),
+            set_feature=("i3d", "logits"), set_fn=_kvd, resample_fn=_kvd_fast,
             quirks=("per-set mean-centred features", "one full-set estimate")))
 _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
-            set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast, weights=("AudioCLIP-Full-Training.pt",),
+            set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast,
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
-_VR = ("VideoReward/", "Qwen2-VL-2B-Instruct/")  # folders: hub snapshots
+_add(Metric("fd_clap", "FD (CLAP audio)", ("clap",), "set", False,
+            "Fréchet distance of CLAP HTSAT audio embeddings (unit norm, 48 kHz, ≤10 s) to the reference set; not scaled",
+            official=False, set_feature=("clap", "audio_embeds"), set_fn=_fd, resample_fn=_fd_fast))
 _add(Metric("visual_quality", "Visual quality", ("videoreward",), "sample", True,
-            "VideoReward VQ logit (raw, as the original reports it)", needs_text=True, weights=_VR,
-            sample_fn=lambda f, p: float(f["videoreward"]["raw"][0]), quirks=("raw logits, not VideoReward's normalised scores",)))
+            "VideoReward VQ logit (raw, as the original reports it)", needs_text=True,
+            sample_fn=lambda f, p: float(f["videoreward"]["raw"][0]), quirks=("raw logits, not VideoReward's normalised scores",), reads=("videoreward:raw",)))
 _add(Metric("motion_quality", "Motion quality", ("videoreward",), "sample", True,
-            "VideoReward MQ logit (raw, as the original reports it)", needs_text=True, weights=_VR,
-            sample_fn=lambda f, p: float(f["videoreward"]["raw"][1]), quirks=("raw logits, not VideoReward's normalised scores",)))
+            "VideoReward MQ logit (raw, as the original reports it)", needs_text=True,
+            sample_fn=lambda f, p: float(f["videoreward"]["raw"][1]), quirks=("raw logits, not VideoReward's normalised scores",), reads=("videoreward:raw",)))
 _add(Metric("visual_quality_norm", "Visual quality (normalised)", ("videoreward",), "sample", True,
             "VideoReward VQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
-            needs_text=True, weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][0])))
+            needs_text=True, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][0]), reads=("videoreward:normalized",)))
 _add(Metric("motion_quality_norm", "Motion quality (normalised)", ("videoreward",), "sample", True,
             "VideoReward MQ normalised with the checkpoint's mean/std, as VideoReward publishes it", official=False,
-            needs_text=True, weights=_VR, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][1])))
+            needs_text=True, sample_fn=lambda f, p: float(f["videoreward"]["normalized"][1]), reads=("videoreward:normalized",)))
 _add(Metric("audio_quality", "Audio quality", ("audiobox",), "sample", True,
             "Audiobox-Aesthetics: mean of CE, CU, PC, PQ (first 4 s; 10 s windows)",
             sample_fn=lambda f, p: float(np.mean(np.asarray(f["audiobox"]["axes"], np.float64))),
-            weights=("audiobox-aesthetics/",),
-            quirks=("wrong-axis resampler for non-16 kHz audio", "zero padding counted as valid audio")))
+            quirks=("wrong-axis resampler for non-16 kHz audio", "zero padding counted as valid audio"), reads=("audiobox:axes",)))
 _add(Metric("ib_tv", "ImageBind text-video", ("imagebind",), "sample", True, "cosine of ImageBind text (video prompt) and video embeddings",
-            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
+            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_video"], f["imagebind"]["video"]), reads=("imagebind:text_video", "imagebind:video")))
 _add(Metric("ib_ta", "ImageBind text-audio", ("imagebind",), "sample", True, "cosine of ImageBind text (audio prompt) and audio embeddings",
-            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_audio"], f["imagebind"]["audio"]), weights=("imagebind_huge.pth",),
-            quirks=("kaldi fbank on the left channel only",)))
+            needs_text=True, sample_fn=lambda f, p: _cos(f["imagebind"]["text_audio"], f["imagebind"]["audio"]),
+            quirks=("kaldi fbank on the left channel only",), reads=("imagebind:text_audio", "imagebind:audio")))
 _add(Metric("ib_av", "ImageBind audio-video", ("imagebind",), "sample", True, "cosine of ImageBind audio and video embeddings",
-            sample_fn=lambda f, p: _cos(f["imagebind"]["audio"], f["imagebind"]["video"]), weights=("imagebind_huge.pth",)))
+            sample_fn=lambda f, p: _cos(f["imagebind"]["audio"], f["imagebind"]["video"]), reads=("imagebind:audio", "imagebind:video")))
 _add(Metric("avh_score", "AVHScore", ("imagebind-avh",), "sample", True, "mean over every frame of cos(ImageBind frame, whole-clip audio)",
-            sample_fn=_avh, weights=("imagebind_huge.pth",)))
+            sample_fn=_avh, reads=("imagebind-avh:frames", "imagebind-avh:audio")))
 _add(Metric("javis_score", "JavisScore", ("imagebind-avh",), "sample", True,
             "mean over 2 s windows of the bottom-40% frame-audio ImageBind cosines",
-            sample_fn=_javis, weights=("imagebind_huge.pth",), quirks=("window drift when fps·0.5 s is not an integer",)))
+            sample_fn=_javis, quirks=("window drift when fps·0.5 s is not an integer",), reads=("imagebind-avh:frames", "imagebind-avh:window_audio", "imagebind-avh:window_frame_idx")))
 _add(Metric("clip_score", "CLIP score", ("clip",), "sample", True, "mean over 48 frames of cos(CLIP ViT-B/32 frame, video prompt)",
-            needs_text=True, sample_fn=_clip_score, weights=("ViT-B-32.pt",), quirks=("CLIP sees BGR frames",)))
+            needs_text=True, sample_fn=_clip_score, quirks=("CLIP sees BGR frames",), reads=("clip:image_features", "clip:text_features")))
 _add(Metric("clap_score", "CLAP score", ("clap",), "sample", True, "cos(CLAP text (audio prompt), CLAP audio), HTSAT unfused",
-            needs_text=True, sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]), weights=("clap-htsat-unfused/",),
-            quirks=("clips ≤10 s zero-padded (padding=True overrides repeat-pad)",)))
+            needs_text=True, sample_fn=lambda f, p: _cos(f["clap"]["text_embeds"], f["clap"]["audio_embeds"]),
+            quirks=("clips ≤10 s zero-padded (padding=True overrides repeat-pad)",), reads=("clap:text_embeds", "clap:audio_embeds")))
 _add(Metric("cavp_score", "CAVP score", ("cavp",), "sample", True,
             "mean over 4 steps per second of cos(CAVP video, CAVP spectrogram), Diff-Foley stage 1",
-            sample_fn=lambda f, p: _cavp(f), weights=("cavp_epoch66.ckpt",),
+            sample_fn=lambda f, p: _cavp(f),
             quirks=("duration floored to whole seconds", "lossy x264 re-encode at 4 fps", "40-frame chunks",
-                    "the original scores a failure 0.0; here it is a recorded failure")))
+                    "the original scores a failure 0.0; here it is a recorded failure"), reads=("cavp:video_feats", "cavp:spec_feats")))
 _add(Metric("av_align", "AV-Align", ("avalign",), "sample", True,
             "IoU of audio onsets and optical-flow peaks (±1 frame); no weights",
-            sample_fn=lambda f, p: float(np.asarray(f["avalign"]["score"]).ravel()[0]),
-            quirks=("±1 frame, strict; IoU-style denominator",)))
+            sample_fn=lambda f, p: _av_align(f, p),
+            quirks=("±1 frame, strict; IoU-style denominator",), reads=("avalign:audio_peaks", "avalign:video_peaks", "avalign:rates")))
 _add(Metric("av_lag", "AV lag (weight-free)", ("avalign",), "sample", False,
             "|lag| in seconds maximising the cross-correlation of flow and onset curves (±1 s); no weights",
-            official=False, sample_fn=_av_lag))
+            official=False, sample_fn=_av_lag, reads=("avalign:flow", "avalign:onset_env", "avalign:rates")))
 _add(Metric("desync", "DeSync", ("synchformer",), "sample", False, "mean |audio-video offset| predicted by Synchformer, seconds",
-            ordered_fn=_desync, weights=("synchformer_state_dict.pth",),
-            quirks=("first group wrap-padded to 14 segments", "group/sample reshape bug for clips over 4.8 s")))
+            ordered_fn=_desync,
+            quirks=("first group wrap-padded to 14 segments", "group/sample reshape bug for clips over 4.8 s"), reads=("synchformer:group_offsets",)))
 
 
 def get_metric(key: str) -> Metric:

@@ -30,7 +30,7 @@ class ValidationReport:
 def validate(bench: Path, samples_dir: Path | None, limit: int | None = None, taxonomy: str | None = None,
              probe: bool = True) -> ValidationReport:
     from javisbench.benches import BenchError
-    from javisbench.evaluate import load_bench
+    from javisbench.benches import load_bench
 
     rep = ValidationReport()
     try:
@@ -44,7 +44,7 @@ def validate(bench: Path, samples_dir: Path | None, limit: int | None = None, ta
         samples_dir = None     # rows carry their files
     rep.info.append(f"manifest {manifest.path}: {len(manifest)} rows, columns {', '.join(manifest.columns)}")
     if manifest.has_labels:
-        from javisbench.evaluate import load_labels
+        from javisbench.benches import load_labels
 
         try:
             tax, labels = load_labels(manifest, taxonomy)

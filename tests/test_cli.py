@@ -107,9 +107,10 @@ def test_report_crosstab(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixtu
     text = capsys.readouterr().out
     assert "[av_align: sound_type x spatial]" in text and "multiple_subjects" in text
     r = json.loads(out.read_text())
-    from javisbench.breakdown import crosstab_cells, labels_for_results
+    from javisbench.breakdown import crosstab_cells
+    from javisbench.results import labels_from_results
 
-    tabs = crosstab_cells(r, labels_for_results(r), "sound_type", "spatial")
+    tabs = crosstab_cells(r, labels_from_results(r), "sound_type", "spatial")
     cells = [c for row in tabs["av_align"].values() for c in row.values()]
     assert sum(c["n"] for c in cells) == 3            # every sample in exactly one (single-label here) pair
 

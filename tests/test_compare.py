@@ -220,26 +220,21 @@ def test_refuses_other_protocol_bench_schema_or_sample_set(runs: dict) -> None:
         compare(a, a, n_boot=0)
 
 
-def test_missing_or_changed_manifest_falls_back_with_a_note(runs: dict, tmp_path: Path) -> None:
+def test_pairs_categories_from_the_results_alone(runs: dict, tmp_path: Path) -> None:
+    """Category membership comes from the labels in the results: the manifest may be gone."""
     a = copy.deepcopy(runs["clean"])
     a["bench"]["path"] = str(tmp_path / "gone.csv")
     b = _shifted(a, "av_align", 0.1)
     c = compare(a, b, n_boot=300)
-    assert c["metrics"]["av_align"]["method"] == "paired-bootstrap"      # overall pairing needs no manifest
-    assert c["metrics"]["av_align"]["better"] == "b"
-    assert any("gone.csv (not found)" in n for n in c["notes"])
-    methods = {m["method"] for k, asp, _c, m in _all_cells(c) if asp is not None and k == "av_align"}
-    assert methods == {"ci-overlap"}
-    # an edited manifest at the recorded path is refused by its sha256
-    edited = tmp_path / "edited.csv"
-    edited.write_text(Path(runs["manifest"]).read_text() + "\n", encoding="utf-8")
-    a["bench"]["path"] = b["bench"]["path"] = str(edited)
-    c = compare(a, b, n_boot=300)
-    assert any("sha256" in n for n in c["notes"])
-    # passing the right manifest explicitly restores per-category pairing
-    c = compare(a, b, n_boot=300, manifest=runs["manifest"])
     assert not c["notes"]
+    assert c["metrics"]["av_align"]["method"] == "paired-bootstrap"
     assert {m["method"] for k, asp, _c, m in _all_cells(c) if asp is not None and k == "av_align"} == {"paired-bootstrap"}
+    # a results file without labels (schema 1.1) falls back to the stored intervals, with a note
+    for r in (a, b):
+        r.pop("labels")
+    c = compare(a, b, n_boot=300)
+    assert any("carries no category labels" in n for n in c["notes"])
+    assert {m["method"] for k, asp, _c, m in _all_cells(c) if asp is not None and k == "av_align"} == {"ci-overlap"}
 
 
 def test_without_per_sample_values_uses_the_stored_intervals(runs: dict) -> None:

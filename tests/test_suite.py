@@ -81,19 +81,21 @@ def test_set_metric_interval_follows_the_protocol_value() -> None:
     """Official FD is float32; its CI comes from the exact float64 form and is moved onto the official
     value.  Identical sets with large features: float32 leaves noise where the exact FD is 0, and the
     interval must sit on the reported value, not on 0."""
-    from javisbench.breakdown import centre_interval
-    from javisbench.results import _set_cell
+    from taxonomy.breakdown import cell_to_json, centre_interval, summarize
+
+    from javisbench.breakdown import set_metric_fns
 
     rng = np.random.default_rng(0)
     feats = (rng.normal(size=(6, 1024)) * 1e3 + 5e4).astype(np.float32)
     for key in ("fad", "fvd"):
         m = get_metric(key)
         x = feats[:, :400] if key == "fvd" else feats
-        cell = _set_cell(m, x, x.copy(), OFFICIAL, n_rows=6)
+        fn, resample, failed = set_metric_fns(m, np.arange(6), x, x.copy(), OFFICIAL, 6)
+        cell = cell_to_json(summarize(fn, n_rows=6, failed=failed, resample=resample, n_boot=OFFICIAL.set_bootstrap))
         exact = float(m.resample_fn(x, x, OFFICIAL))
         assert abs(exact) < 1e-6 * abs(cell["value"]) + 1e-6        # exact float64: the sets are identical
         assert cell["value"] != 0.0                                   # float32 noise in the official value
         assert cell["ci_low"] == pytest.approx(cell["value"]) and cell["ci_high"] == pytest.approx(cell["value"])
     assert centre_interval(1.0, 2.0, 10.0, 1.5) == (9.5, 10.5)
-    assert centre_interval(None, None, 10.0, 1.5) == (None, None)
+    assert np.isnan(centre_interval(float("nan"), float("nan"), 10.0, 1.5)).all()
     assert centre_interval(1.0, 2.0, float("nan"), 1.5) == (1.0, 2.0)

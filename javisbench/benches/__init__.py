@@ -19,7 +19,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from javisbench.manifest import Manifest
 
 #: file extensions the MM-Diffusion loader picks up (case-insensitive)
 VIDEO_EXTENSIONS = ("avi", "gif", "mp4")
@@ -217,3 +222,62 @@ def folder_manifest(bench: FolderBench, samples_dir: str | Path | None, limit: i
         rows.append(ManifestRow(index=i, line=i + 1, sample_id=rel, text="", audio_text="", raw=raw))
     return Manifest(path=bench.path, name=bench.name, sha256=bench.sha256,
                     columns=("text", "pred_video_path", "pred_audio_path"), rows=tuple(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# loading a bench for a run: rows, labels, selection
+# ---------------------------------------------------------------------------------------------
+def load_labels(manifest: "Manifest", taxonomy_ref: str | Path | None) -> tuple[Any, Any]:
+    """Parse the manifest's ``cat{a}_ind`` columns against the taxonomy (fails fast with the row)."""
+    if not manifest.has_labels:
+        return None, None
+    from taxonomy import load_taxonomy, parse_labels
+
+    tax = load_taxonomy(taxonomy_ref or "javisbench")
+    ids = [f"{manifest.path.name} line {r.line} ({r.sample_id})" for r in manifest.rows]
+    return tax, parse_labels(manifest.raw_rows(), tax, row_ids=ids)
+
+
+def select_rows(manifest: "Manifest", tax: Any, labels: Any, where: str | None, subset: int | None,
+                subset_seed: int) -> tuple["Manifest", Any]:
+    """Keep the rows matching ``--where`` and/or a seeded ``--subset`` of them.
+
+    Rows keep their manifest index, so ``sample_{i:04d}`` and the pairing with reference rows
+    are unchanged; only which rows are scored changes.
+    """
+    import dataclasses
+
+    pos = np.arange(len(manifest))
+    if where:
+        if labels is None:
+            raise ValueError(f"--where {where!r} needs category labels, but {manifest.path} has no cat{{a}}_ind columns")
+        from taxonomy import apply_where, parse_where
+
+        pos = apply_where(labels, parse_where(where, tax))
+        if pos.size == 0:
+            raise ValueError(f"--where {where!r} keeps no row of {manifest.path}")
+    if subset is not None:
+        from taxonomy import mini_split
+
+        if subset > pos.size:
+            raise ValueError(f"--subset {subset} is larger than the {pos.size} selected rows")
+        pos = pos[mini_split(pos.size, subset, subset_seed)]
+    if pos.size == len(manifest):
+        return manifest, labels
+    rows = tuple(manifest.rows[i] for i in pos)
+    return dataclasses.replace(manifest, rows=rows), (None if labels is None else labels.subset(pos))
+
+
+def load_bench(bench: str | Path, samples_dir: str | Path | None, limit: int | None = None) -> tuple["Manifest", Any]:
+    """``(manifest, folder bench definition or None)`` for ``--bench``: a JavisBench-style CSV (a path,
+    or ``javisbench`` / ``javisbench-mini`` from the data folder), or a folder bench (a built-in name
+    such as ``landscape`` or a YAML definition) whose rows are the video files of ``samples_dir``."""
+    from javisbench.manifest import load_manifest
+
+    named = resolve_csv_bench(bench)
+    if named is not None:
+        return load_manifest(named, limit=limit), None
+    bench_def = find_bench(bench)
+    if bench_def is not None:
+        return folder_manifest(bench_def, samples_dir, limit), bench_def
+    return load_manifest(bench, limit=limit), None

@@ -232,6 +232,8 @@ class AudioboxEncoder(Encoder):
     """
 
     id = "audiobox"
+    protocol_fields = ('audiobox_official_reader', 'max_audio_len_s', 'resample')
+    outputs = {'axes': '(4,)', 'axes_windows': '(W, 4)', 'window_weights': '(W,)'}
     version = "1"
     weight_files = (AUDIOBOX_WEIGHTS,)
     uses_text = False

@@ -258,6 +258,8 @@ class AudioCLIPEncoder(Encoder):
     """
 
     id = "audioclip"
+    protocol_fields = ('audio_sr', 'fvd_mode', 'max_audio_len_s', 'mmdiff_audio_sr', 'mmdiff_clip_s', 'mmdiff_fps', 'mmdiff_windows', 'resample')
+    outputs = {'embedding': '(1024,), or (W, 1024) under windowed protocols'}
     version = "1"
     weight_files = (AUDIOCLIP_WEIGHTS,)
     description = "AudioCLIP ESResNeXt-FBSP audio embedding (AudioCLIP-Full-Training.pt), FAD"

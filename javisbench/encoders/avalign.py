@@ -19,32 +19,44 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class AVAlignEncoder(Encoder):
     id = "avalign"
-    version = "2"
+    protocol_fields = ("av_align_flow_threshold",)
+    outputs = {"audio_peaks": "(A,) seconds", "video_peaks": "(V,) seconds", "flow": "(T,)", "onset_env": "(F,)",
+               "rates": "(2,) video fps, onset frames per second"}
+    # peak times and rates decide a strict comparison in the score: kept exact, not rounded to float32
+    float64_outputs = ("audio_peaks", "video_peaks", "rates")
+    version = "3"
     description = "Farneback flow-magnitude peaks vs librosa-style onsets (no weights)"
 
     def load(self, weights_dir: Path) -> None:  # nothing to load
         return None
 
+    @property
+    def flow_threshold(self) -> float:
+        """Minimum mean flow magnitude (px/frame) of a video peak: the protocol's
+        ``av_align_flow_threshold`` (0, the JavisBench rule, when the protocol has no such field;
+        0.1 is the AV-Align authors' later rule, see :mod:`metrics.av_align`)."""
+        return float(getattr(self.protocol, "av_align_flow_threshold", 0.0))
+
     def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
-        from metrics.av_align import ONSET_HOP, audio_peaks, av_align_score, flow_trajectory, onset_envelope, video_peaks
+        from metrics.av_align import ONSET_HOP, audio_peaks, flow_trajectory, onset_envelope, video_peaks
 
         if clip.frames.shape[0] < 2:
             raise SampleError(f"{clip.sample_id}: AV-Align needs at least 2 video frames, got {clip.frames.shape[0]}")
         if clip.audio.shape[-1] == 0:
             raise SampleError(f"{clip.sample_id}: AV-Align needs audio, got 0 samples")
         traj = flow_trajectory(clip.frames)
-        vp = video_peaks(traj, clip.fps)
+        vp = video_peaks(traj, clip.fps, flow_threshold=self.flow_threshold)
         mono = clip.audio.mean(axis=0) if clip.audio.ndim == 2 else clip.audio
         ap = audio_peaks(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
-        score = av_align_score(ap, vp, clip.fps, tolerance_frames=self.protocol.av_align_tolerance_frames)
         env = onset_envelope(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
-        return {"score": np.array([score], np.float64), "audio_peaks": ap, "video_peaks": vp, "flow": traj,
+        return {"audio_peaks": ap, "video_peaks": vp, "flow": traj,
                 "onset_env": env, "rates": np.array([clip.fps, clip.sr / ONSET_HOP], np.float64)}
 
     def encode(self, batch: list[Prepared]) -> list[Features]:
         out: list[Features] = []
         for x in batch:
-            out.append({k: np.asarray(v, np.float32).reshape(-1) for k, v in x.items()})
+            out.append({k: np.asarray(v, np.float64 if k in self.float64_outputs else np.float32).reshape(-1)
+                        for k, v in x.items()})
         return out
 
     @staticmethod

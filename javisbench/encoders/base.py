@@ -13,6 +13,15 @@ audio windows); it must be a pure function of (clip, prompts, protocol).  Anythi
 the sample (too short, silent, NaN) raises ``SampleError`` and becomes a recorded failure.
 ``encode`` returns, per sample, a dict of named float32 arrays; those rows are what the feature
 store keeps and what metrics read.
+
+Every encoder declares its contract as data:
+
+* ``protocol_fields``: the protocol values ``prepare``/``encode`` read.  They, and only they (plus
+  the decode fields every clip goes through), enter the feature-store key, so changing a
+  statistics setting (bootstrap, CI level, seed) or another encoder's field never invalidates
+  this encoder's features.  A test reads each encoder's source and checks the declaration.
+* ``outputs``: feature name -> shape (a letter for a per-clip length).  Metrics name the features
+  they read from these (a test checks it); a stored entry missing one of them is recomputed.
 """
 from __future__ import annotations
 
@@ -43,6 +52,9 @@ class Encoder(abc.ABC):
     weight_files: ClassVar[tuple[WeightFile, ...]] = ()
     uses_text: ClassVar[bool] = False       # prompts enter the feature key
     description: ClassVar[str] = ""
+    protocol_fields: ClassVar[tuple[str, ...]] = ()   # protocol values this encoder reads
+    outputs: ClassVar[dict[str, str]] = {}   # feature name -> shape, e.g. "(T, 512)" (T: per clip)
+    float64_outputs: ClassVar[tuple[str, ...]] = ()   # outputs stored in float64 (all others float32)
 
     def __init__(self, protocol: "Protocol", device: str = "cpu", batch_size: int = 8) -> None:
         self.protocol = protocol
@@ -69,7 +81,32 @@ class Encoder(abc.ABC):
     def encode(self, batch: list[Prepared]) -> list[Features]:
         """Features of a batch of prepared samples, one dict of float32 arrays per sample."""
 
+    def feature_protocol(self) -> dict[str, Any]:
+        """The protocol values this encoder's features depend on (decode fields + its own)."""
+        return feature_protocol_values(self.protocol, type(self).protocol_fields)
+
+    def feature_fingerprint(self) -> str:
+        """Short hash of :meth:`feature_protocol`: the protocol part of this encoder's feature keys."""
+        import hashlib
+        import json
+
+        blob = json.dumps(self.feature_protocol(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
     def fingerprint(self) -> str:
         """Encoder identity in the feature-store key: id, code version and weights hashes."""
         w = ",".join(f"{k}={v}" for k, v in sorted(self.weights_sha256.items()))
         return f"{self.id}@{self.version}[{w}]"
+
+
+#: protocol fields every decoded clip depends on (the decoder runs before any encoder)
+DECODE_FIELDS = ("decode_color_matrix", "decode_apply_rotation")
+
+
+def feature_protocol_values(protocol: "Protocol", fields: tuple[str, ...]) -> dict[str, Any]:
+    """``{field: value}`` of the decode fields and ``fields``, sorted by name."""
+    values = protocol.values()
+    missing = [f for f in fields if f not in values]
+    if missing:
+        raise ValueError(f"protocol {protocol.name} has no field(s) {missing}")
+    return {f: values[f] for f in sorted(set(DECODE_FIELDS) | set(fields))}

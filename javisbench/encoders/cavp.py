@@ -386,6 +386,8 @@ class CAVPEncoder(Encoder):
     """
 
     id = "cavp"
+    protocol_fields = ('cavp_fps', 'cavp_reencode', 'cavp_chunk_borders', 'resample')
+    outputs = {'video_feats': '(S, 512)', 'spec_feats': '(S, 512)'}
     version = "1"
     weight_files = (CAVP_WEIGHTS,)
     description = ("Diff-Foley CAVP (cavp_epoch66.ckpt): SlowOnly-50 video / Cnn14 log-mel embeddings at 4 Hz, "

@@ -31,7 +31,7 @@ Official behaviour reproduced, and checks:
 * **Random crop of clips over 10 s.**  The original crops with the unseeded global
   ``np.random.randint`` inside the feature extractor, so its numbers for such clips are not
   reproducible.  We crop before the feature extractor with a generator seeded from
-  ``protocol.seed`` and the sample's content hash, under both protocols (the crop *rule* is the
+  ``protocol.clap_crop_seed`` and the sample's content hash, under both protocols (the crop *rule* is the
   original's; the offset cannot match a particular official run).  ``protocol.clap_crop_seeded``
   (false under ``javisbench-official``) records that the original is unseeded; it does not
   switch our seeding off.
@@ -97,6 +97,8 @@ class ClapEncoder(Encoder):
     """
 
     id = "clap"
+    protocol_fields = ('clap_pad', 'clap_sr', 'clap_crop_seed', 'resample')
+    outputs = {'text_embeds': '(512,)', 'audio_embeds': '(512,)'}
     version = "1"
     weight_files = (CLAP_WEIGHTS,)
     uses_text = True
@@ -202,7 +204,7 @@ class ClapEncoder(Encoder):
         fe = self.feature_extractor
         max_samples = int(fe.nb_max_samples)
         key = clip.content_hash or clip.sample_id
-        start = crop_offset(wave.shape[0], max_samples, self.protocol.seed, key)
+        start = crop_offset(wave.shape[0], max_samples, self.protocol.clap_crop_seed, key)
         longer = wave.shape[0] > max_samples
         wave = wave[start:start + max_samples]
         # the original's processor computes the mel in float64 from the float32 samples

@@ -198,6 +198,8 @@ class ClipEncoder(Encoder):
     """
 
     id = "clip"
+    protocol_fields = ('clip_bgr', 'clip_fp16_cuda', 'clip_frames', 'image_size')
+    outputs = {'image_features': '(F, 512)', 'text_features': '(512,)'}
     version = "1"
     weight_files = (CLIP_WEIGHTS,)
     uses_text = True

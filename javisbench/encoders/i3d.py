@@ -218,6 +218,8 @@ class I3DEncoder(Encoder):
     """
 
     id = "i3d"
+    protocol_fields = ('fvd_frames', 'fvd_mode', 'fvd_uint8_remap', 'image_size', 'mmdiff_clip_s', 'mmdiff_fps', 'mmdiff_size', 'mmdiff_windows')
+    outputs = {'logits': '(400,), or (W, 400) under windowed protocols'}
     version = "1"
     weight_files = (I3D_WEIGHTS,)
     description = "I3D Inception-v1 Kinetics-400 logits (VideoGPT i3d_pretrained_400.pt), FVD/KVD"

@@ -523,6 +523,9 @@ class ImageBindEncoder(Encoder):
     weight_files: ClassVar[tuple[WeightFile, ...]] = (IMAGEBIND_HUGE_WEIGHTS,)
     uses_text: ClassVar[bool] = True
     description: ClassVar[str] = "ImageBind-Huge text / video (5x2 s, 3 crops) / audio (3x2 s fbank) embeddings"
+    protocol_fields: ClassVar[tuple[str, ...]] = ("imagebind_audio_channel0",)
+    outputs: ClassVar[dict[str, str]] = {"text_video": "(1024,)", "text_audio": "(1024,)", "video": "(1024,)",
+                                         "audio": "(1024,)"}
 
     def __init__(self, protocol: "Protocol", device: str = "cpu", batch_size: int = 8, *,
                  arch: Mapping[str, Any] | None = None) -> None:
@@ -651,6 +654,10 @@ class ImageBindAVHEncoder(ImageBindEncoder):
     id: ClassVar[str] = "imagebind-avh"
     uses_text: ClassVar[bool] = False
     description: ClassVar[str] = "ImageBind-Huge every-frame image embeddings, whole-clip and per-window audio embeddings"
+    protocol_fields: ClassVar[tuple[str, ...]] = ("imagebind_audio_channel0", "javis_window_s", "javis_overlap_s",
+                                                  "javis_aligned_windows")
+    outputs: ClassVar[dict[str, str]] = {"audio": "(1024,)", "frames": "(T, 1024)", "window_audio": "(M, 1024)",
+                                         "window_frame_idx": "(M, N) exact integers"}
 
     def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
         from metrics.avh import javis_windows

@@ -223,6 +223,8 @@ class SynchformerEncoder(Encoder):
     """
 
     id = "synchformer"
+    protocol_fields = ('desync_fps', 'max_audio_len_s', 'resample')
+    outputs = {'logits': '(G, 21)', 'group_offsets': '(G,) seconds'}
     version = "1"
     weight_files = (SYNCHFORMER_WEIGHTS,)
     description = "Synchformer (MMAudio synchformer_state_dict.pth) offset logits over 14-segment groups, DeSync"

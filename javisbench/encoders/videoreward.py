@@ -717,6 +717,8 @@ class VideoRewardEncoder(Encoder):
     """
 
     id = "videoreward"
+    protocol_fields = ('videoreward_bf16_cuda',)
+    outputs = {'raw': '(3,) VQ, MQ, TA', 'normalized': '(3,)'}
     version = "1"
     weight_files = (VIDEOREWARD_WEIGHTS, QWEN2VL_WEIGHTS)
     uses_text = True

@@ -232,7 +232,7 @@ def test_bad_input(bench: Path, trained: Path, tmp_path: Path, capsys: pytest.Ca
 
 
 def test_failed_generation_leaves_nothing(bench: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reference_models import baselines
+    from reference_models import baseline_generators as baselines
 
     calls = {"n": 0}
     real = baselines.BaselineGenerator.generate

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -57,9 +58,31 @@ def comparable(results: dict[str, Any]) -> dict[str, Any]:
                                         "warnings", "skipped", "sample_ids")}
 
 
+def differences(want: Any, got: Any, path: str = "", rel: float = 1e-6, abs_: float = 1e-9) -> list[str]:
+    """Where two ``comparable`` trees differ: keys, strings, counts exactly; numbers within
+    ``rel`` (set metrics: the official float32 SVD rounds differently under other BLAS threading)
+    or ``abs_``."""
+    out: list[str] = []
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in sorted(set(want) | set(got)):
+            if k not in got or k not in want:
+                out.append(f"{path}/{k}: only in {'snapshot' if k in want else 'run'}")
+            else:
+                out.extend(differences(want[k], got[k], f"{path}/{k}", rel, abs_))
+    elif isinstance(want, float) and isinstance(got, float):
+        if not math.isclose(want, got, rel_tol=rel, abs_tol=abs_):
+            out.append(f"{path}: snapshot {want!r}, run {got!r}")
+    elif want != got:
+        out.append(f"{path}: snapshot {str(want)[:80]!r}, run {str(got)[:80]!r}")
+    return out
+
+
 if __name__ == "__main__":  # pragma: no cover
+    # python -m tests.snapshot.golden_bench OUT.json [SNAPSHOT.json]: write a snapshot, and diff it
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         snap = comparable(run_golden_bench(Path(d)))
     Path(sys.argv[1]).write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
+    if len(sys.argv) > 2:
+        print("\n".join(differences(json.loads(Path(sys.argv[2]).read_text()), snap, rel=0.0, abs_=0.0)) or "identical")
