@@ -335,12 +335,12 @@ class Generator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 #: generator name -> "module:Class" (a :class:`Generator` subclass), imported only when used
 GENERATORS: dict[str, str] = {
-    "oracle": "reference_models.baselines:Oracle",
-    "shift-audio": "reference_models.baselines:ShiftAudio",
-    "swap-audio": "reference_models.baselines:SwapAudio",
-    "frozen-video": "reference_models.baselines:FrozenVideo",
-    "noise-video": "reference_models.baselines:NoiseVideo",
-    "silent-audio": "reference_models.baselines:SilentAudio",
+    "oracle": "reference_models.baseline_generators:Oracle",
+    "shift-audio": "reference_models.baseline_generators:ShiftAudio",
+    "swap-audio": "reference_models.baseline_generators:SwapAudio",
+    "frozen-video": "reference_models.baseline_generators:FrozenVideo",
+    "noise-video": "reference_models.baseline_generators:NoiseVideo",
+    "silent-audio": "reference_models.baseline_generators:SilentAudio",
     # reference generators I
     "javisdit": "reference_models.javisdit:JavisDiT",
     "javisdit++": "reference_models.javisdit_pp:JavisDiTPP",
