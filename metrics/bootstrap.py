@@ -9,17 +9,19 @@ Two kinds of interval, which must be labelled differently (:data:`INTERVAL_KINDS
 * ``"ci"``, a confidence interval for the population value.  For a per-sample mean
   (:func:`bootstrap_ci`, :func:`paired_bootstrap_diff`, :func:`unpaired_bootstrap_diff`) the
   percentile interval of the resampled statistic is one: the mean is unbiased, and a seeded
-  simulation (tests) finds 93-95 % coverage at nominal 95 % from n = 50 on skewed and bounded
-  scores.  For a set metric (FVD, FAD, KVD) the *basic* bootstrap interval
+  simulation (tests) finds 92.5 % (exponential) and 95.3 % (Beta(2, 5)) coverage at nominal
+  95 % with n = 50.  For a set metric (FVD, FAD, KVD) the *basic* bootstrap interval
   ``[2 v - q_hi, 2 v - q_lo]`` of :func:`bootstrap_set_ci_bc` is one: it carries the
   estimator's finite-set bias over from the resamples (``E*[v*] - v`` estimates ``E[v] - V``).
   Measured on Gaussian features (d = 8, population FD 0.82 and 0.10, 200 replicates): 97-100 %
-  coverage at n = 50, 100 and 300.
+  coverage at n = 50, 100 and 300; in the tests (d = 4, 150 replicates) 96.0 % and 95.3 % at
+  n = 50 and 100.
 * ``"spread"``, the sampling spread of an estimator: the percentile interval of a *biased* set
   metric (:func:`bootstrap_set_spread`, :func:`bootstrap_two_set_spread`; the older names
   :func:`bootstrap_set_ci` and :func:`bootstrap_two_set_ci` are the same).  It sits around the
   biased value and does not cover the population value: in the same simulation it covered it in
-  0-3 % (n = 50, 100) and 0-42 % (n = 300) of the replicates.  Never label it "95 % CI".
+  0-3 % (n = 50, 100) and 0-42 % (n = 300) of the replicates, in the tests' d = 4 case 20 % and
+  53 %.  Never label it "95 % CI".
 """
 from __future__ import annotations
 
