@@ -1,3 +1,5 @@
 """javisbench: the evaluation suite for text-to-sounding-video models."""
 
-__version__ = "0.1.0"
+from javisbench._version import __version__
+
+__all__ = ["__version__"]

@@ -201,7 +201,7 @@ def cmd_leaderboard(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="javisbench", description="Evaluate text-to-sounding-video models (JavisBench).",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from javisbench import __version__
+    from javisbench._version import __version__
 
     p.add_argument("--version", action="version", version=f"javisbench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)

@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from javisbench import __version__
+from javisbench._version import __version__
 from javisbench.files import atomic_open
 
 if TYPE_CHECKING:  # pragma: no cover
