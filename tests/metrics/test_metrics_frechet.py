@@ -10,6 +10,7 @@ import pytest
 from metrics.frechet import (
     fd,
     frechet_distance,
+    frechet_distance_fast,
     frechet_distance_official,
     gaussian_stats,
     paired_first_n,
@@ -175,3 +176,32 @@ def test_fast_fd_equals_scipy_reference(n: int, m: int, d: int) -> None:
     ref = float(np.sum((mx - my) ** 2) + np.trace(sx) + np.trace(sy) - 2 * np.trace(scipy.linalg.sqrtm(sx @ sy).real))
     assert frechet_distance_fast(x, y) == pytest.approx(ref, rel=1e-6)
     assert abs(frechet_distance_fast(x, x)) < 1e-8 * np.trace(sx)
+
+
+def _small_scale_sets(scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """AudioCLIP-scale features: d = 128, variance 1e-4 per dimension on average, spectrum ~ 1/i."""
+    d, n = 128, 400
+    rng = np.random.default_rng(0)
+    lam = 1.0 / np.arange(1, d + 1)
+    lam *= 1e-4 * d / lam.sum()
+    q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    x = (rng.normal(size=(n, d)) * np.sqrt(lam)) @ q.T
+    y = (rng.normal(size=(n, d)) * np.sqrt(1.1 * lam)) @ q.T + 0.002
+    return (scale * x).astype(np.float32), (scale * y).astype(np.float32)
+
+
+def test_official_cutoff_biases_small_scale_features_upward() -> None:
+    """The 1e-10 cut-off acts on the inner matrix (variance^2 ~ 1e-8 here): FD comes out too high.
+
+    Without the cut-off the same float32 computation is exact to 1e-4; scaled by 100 (I3D-logit
+    scale) the cut-off only touches float32 noise and FD scales by 1e4 as it must.
+    """
+    x, y = _small_scale_sets()
+    exact = frechet_distance_fast(x.astype(np.float64), y.astype(np.float64))
+    official = frechet_distance_official(x, y)
+    no_cut = frechet_distance_official(x, y, svd_eps=0.0)
+    assert (official - exact) / exact > 5e-3            # measured +2.2 %
+    assert abs(no_cut - exact) / exact < 1e-4           # measured 1.2e-6
+    xs, ys = _small_scale_sets(100.0)
+    big = frechet_distance_official(xs, ys)
+    assert abs(big / 1e4 - exact) / exact < 1e-4
