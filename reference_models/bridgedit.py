@@ -126,6 +126,7 @@ class BridgeDiTConfig:
     tower_train_num: int = 5
     # extension: x-conditional modes and tower-alone training (cascades)
     x_cond_prob: float = 0.0
+    x_cond_modes: tuple[str, ...] = ("v2a", "a2v")
     tower_only_prob: float = 0.0
 
     def __post_init__(self) -> None:
@@ -143,6 +144,9 @@ class BridgeDiTConfig:
         for name, dim, heads in (("video", self.dim_video, self.heads_video), ("audio", self.dim_audio, self.heads_audio)):
             if dim % heads or (dim // heads) % 2:
                 raise ValueError(f"BridgeDiT: {name} width {dim} must split into {heads} heads of even width")
+        self.x_cond_modes = tuple(self.x_cond_modes)
+        if not self.x_cond_modes or set(self.x_cond_modes) - {"v2a", "a2v"}:
+            raise ValueError(f"x_cond_modes {list(self.x_cond_modes)} must be a non-empty subset of ['v2a', 'a2v']")
         if self.objective not in ("mixed", "rf"):
             raise ValueError(f"BridgeDiT: objective {self.objective!r} unknown; expected 'mixed' or 'rf'")
         for name, val, ok in (("bridge_rope", self.bridge_rope, ("index", "seconds", "none")),
@@ -451,7 +455,8 @@ class BridgeDiT(Generator):
         if self.stage == "towers" or u < self.cfg.tower_only_prob:
             mode = "towers"
         elif u < self.cfg.tower_only_prob + self.cfg.x_cond_prob:
-            mode = "v2a" if float(torch.rand(())) < 0.5 else "a2v"
+            modes = self.cfg.x_cond_modes
+            mode = modes[int(torch.randint(len(modes), ()))]
         xt, target, tt = {}, {}, {}
         for k in ("video", "audio"):
             clean = (mode == "v2a" and k == "video") or (mode == "a2v" and k == "audio")

@@ -347,6 +347,9 @@ GENERATORS: dict[str, str] = {
     # reference generators II
     "mm-diffusion": "reference_models.mmdiffusion:MMDiffusion",
     "bridgedit": "reference_models.bridgedit:BridgeDiT",
+    "avfulldit": "reference_models.avfulldit:AVFullDiT",          # reconstructed from the abstract
+    "t2v-v2a": "reference_models.cascades:T2VThenV2A",
+    "t2a-a2v": "reference_models.cascades:T2AThenA2V",
 }
 
 
