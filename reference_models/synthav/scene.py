@@ -191,15 +191,15 @@ def _length(kind: str, rng: np.random.Generator, cap: float | None = None) -> fl
 
 
 def _series(kind: str, start: float, end: float, rng: np.random.Generator) -> list[tuple[float, float]]:
-    """Events of one source covering [start, end]: one long event, or hits every 0.4–0.5 s."""
+    """Events of one source covering [start, end]: one long event, or hits at irregular intervals
+    of 0.35–0.75 s (irregular, so that no audio shift lines the hits up again)."""
     if not KINDS[kind][2]:
         return [(start, end - start)]
     d = _length(kind, rng)
-    period = float(rng.uniform(0.4, 0.5))
     out, t = [], start
     while t + d <= end + 1e-9:
         out.append((t, d))
-        t += period
+        t += max(float(rng.uniform(0.35, 0.75)), d + 0.05)
     return out
 
 
@@ -269,7 +269,7 @@ def build_scene(labels: Labels, seed: int, knobs: SyncKnobs | None = None, durat
             timeline.append((who[k], t, ds[k]))
             t += ds[k] + (gaps[k] if k < n_ev - 1 else 0.0)
     else:   # simultaneous
-        length = float(rng.uniform(1.8, 2.4))
+        length = float(rng.uniform(2.0, 2.6))
         w0 = float(rng.uniform(lo_t, hi_t - length))
         active = [i for i, s in enumerate(sources) if s.sounding]
         if len(active) < 2:

@@ -137,9 +137,8 @@ def test_audio_onsets_found_by_librosa_within_one_hop(clips: list) -> None:
 
 
 def test_visual_onsets_at_the_stored_frame(clips: list) -> None:
-    """The event's look first changes the picture at ``ceil(t_visual·fps)``; leaving it out changes
-    no earlier frame.  In flat-cartoon clips the frame difference at the onset is also visible in
-    the decoded pixels of the source's flash."""
+    """The event's look first changes the picture at ``ceil(t_visual·fps)``: rendering the clip
+    without that event's look differs from the real clip first at the stored frame."""
     n = 0
     for c in clips[:32]:
         for k, e in enumerate(c.scene.events):

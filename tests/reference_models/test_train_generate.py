@@ -70,6 +70,13 @@ def test_dataset_batch(bench: Path) -> None:
     assert np.array_equal(d.indices_for_step(9, 3, 5), d.indices_for_step(9, 3, 5))
 
 
+def test_bench_folder_scores_as_its_own_oracle(bench: Path, tmp_path: Path) -> None:
+    assert main(["evaluate", str(bench), "--bench", str(bench / "manifest.csv"), "--metrics", "av_align",
+                 "--out", str(tmp_path / "r.json"), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["overall"]["av_align"]["n"] == 8 and not r["failures"]
+
+
 def test_train_resume_equals_uninterrupted(bench: Path, trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     r = train(TrainConfig(FAMILY, str(bench), str(out), steps=4, checkpoint_every=2, batch_size=2, progress=False),
