@@ -30,6 +30,8 @@ def build_generator(family: str, checkpoint: str | Path | None, bench: str | Pat
     cls = generator_class(family)
     options = dict(options or {})
     if not cls.trainable:
+        if checkpoint is not None:
+            raise ValueError(f"{family!r} is a baseline that reads the bench's real clips; it takes no --checkpoint")
         return create_generator(family, preset, device=device, bench=str(bench), **options), {}
     if checkpoint is None:
         raise ValueError(f"{family!r} is a trained model: give --checkpoint CKPT_DIR (from `javisbench train {family}`)")
@@ -52,6 +54,8 @@ def generate_bench(family: str, bench: str | Path, out: str | Path, checkpoint: 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     model, ckpt_config = build_generator(family, checkpoint, manifest, device, weights, options=options)
+    if not model.trainable:
+        batch_size = 1          # real clips of a bench may differ in size and length
     model.eval()
     size = model.clip_size()
     out.parent.mkdir(parents=True, exist_ok=True)
