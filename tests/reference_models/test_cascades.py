@@ -114,3 +114,32 @@ def test_meta_counts_equal_the_base_model() -> None:
     c = T2VThenV2A.from_preset("tiny", device="meta")
     assert c.parameter_count() == BridgeDiT.from_preset("tiny", device="meta").parameter_count()
     assert T2AThenA2V.from_preset("avfulldit-tiny", device="meta").parameter_count() > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the user path: javisbench train / generate / evaluate for every family of this issue
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory):
+    from reference_models.synthav import make_bench
+    return make_bench(tmp_path_factory.mktemp("g2") / "bench", n=4, seed=2, split="train")
+
+
+@pytest.mark.parametrize("family", ["bridgedit", "avfulldit", "mm-diffusion", "t2v-v2a", "t2a-a2v"])
+def test_cli_train_generate_evaluate(family: str, bench, tmp_path) -> None:
+    import json
+
+    from javisbench.cli import main
+
+    ck = tmp_path / "ck"
+    assert main(["train", family, "--preset", "tiny", "--data", str(bench), "--steps", "2", "--batch-size", "2",
+                 "--out", str(ck), "--quiet"]) == 0
+    out = tmp_path / "samples"
+    assert main(["generate", family, "--checkpoint", str(ck), "--bench", str(bench / "manifest.csv"), "--steps", "2",
+                 "--limit", "2", "--batch-size", "2", "--out", str(out), "--quiet"]) == 0
+    rec = json.loads((out / "generation.json").read_text())
+    assert rec["generator"] == family and len(rec["samples"]) == 2
+    assert main(["evaluate", str(out), "--bench", str(bench / "manifest.csv"), "--metrics", "av_align", "--limit", "2",
+                 "--out", str(tmp_path / "r.json"), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["overall"]["av_align"]["n"] == 2
