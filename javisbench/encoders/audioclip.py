@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from javisbench.encoders.base import Encoder, Features, Prepared, SampleError
-from javisbench.encoders.checkpoints import checkpoint_state_dict, load_strict
+from javisbench.encoders.checkpoints import checkpoint_state_dict, load_strict, read_checkpoint
 from javisbench.weights import BadWeightsError, WeightFile, sha256_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,13 +145,33 @@ def build_audio_head(embed_dim: int = EMBED_DIM) -> "nn.Module":
             # frames are real: (re, im) = (frames @ W_re^T, frames @ W_im^T)
             return torch.stack((F.linear(frames, w[..., 0]), F.linear(frames, w[..., 1])), dim=-1)
 
+    class Conv2d(nn.Conv2d):
+        """``nn.Conv2d`` whose CPU float32 forward always runs oneDNN's convolution.
+
+        PyTorch chooses the CPU convolution backend per call, and for 1x1 stride-1 kernels the
+        choice depends on the batch: with one sample and a small input (``att5``'s point-wise
+        conv on the pooled 1x1 map) or on a single thread it takes the native im2col + GEMM
+        path, otherwise oneDNN.  The two round differently (3e-7 relative there), so a sample's
+        embedding depended on its batch and on the thread count.  Pinned to oneDNN (what every
+        other convolution here already ran), each sample's output is the same bytes in any
+        batch and on any number of threads; the module and its state dict are ``nn.Conv2d``'s.
+        """
+
+        def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+            if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+                    and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+                    and not isinstance(self.padding, str)):
+                return torch.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, self.padding,
+                                                self.stride, self.dilation, self.groups)
+            return super()._conv_forward(x, weight, bias)
+
     class Attention2d(nn.Module):
         """sigmoid(BN(pointwise(depthwise(adaptive_max_pool(x, size))))): a gate of the stage output."""
 
         def __init__(self, cin: int, cout: int, kernel: tuple[int, int], padding: tuple[int, int]) -> None:
             super().__init__()
-            self.conv_depth = nn.Conv2d(cin, cin, kernel, padding=padding, groups=cin)
-            self.conv_point = nn.Conv2d(cin, cout, (1, 1))
+            self.conv_depth = Conv2d(cin, cin, kernel, padding=padding, groups=cin)
+            self.conv_point = Conv2d(cin, cout, (1, 1))
             self.bn = nn.BatchNorm2d(cout)
 
         def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -165,14 +185,14 @@ def build_audio_head(embed_dim: int = EMBED_DIM) -> "nn.Module":
             super().__init__()
             width = int(planes * (width_per_group / 64.0)) * groups
             cout = planes * 4
-            self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+            self.conv1 = Conv2d(cin, width, 1, bias=False)
             self.bn1 = nn.BatchNorm2d(width)
-            self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)
+            self.conv2 = Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)
             self.bn2 = nn.BatchNorm2d(width)
-            self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+            self.conv3 = Conv2d(width, cout, 1, bias=False)
             self.bn3 = nn.BatchNorm2d(cout)
             self.downsample = (
-                nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+                nn.Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
                 if stride != 1 or cin != cout else None
             )
 
@@ -188,7 +208,7 @@ def build_audio_head(embed_dim: int = EMBED_DIM) -> "nn.Module":
             super().__init__()
             win = scipy.signal.get_window(WINDOW, WIN_LENGTH, fftbins=True)  # periodic, float64
             self.register_buffer("window", torch.from_numpy(win).to(torch.get_default_dtype()))
-            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+            self.conv1 = Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
             self.bn1 = nn.BatchNorm2d(64)
             cin = 64
             # (planes, blocks, stride, attention kernel, attention padding) per stage
@@ -260,7 +280,7 @@ class AudioCLIPEncoder(Encoder):
     id = "audioclip"
     protocol_fields = ('audio_sr', 'fvd_mode', 'max_audio_len_s', 'mmdiff_audio_sr', 'mmdiff_clip_s', 'mmdiff_fps', 'mmdiff_windows', 'resample')
     outputs = {'embedding': '(1024,), or (W, 1024) under windowed protocols'}
-    version = "1"
+    version = "2"   # 2: convolutions pinned to oneDNN, GEMMs in MKL strict mode (same bytes in any batch)
     weight_files = (AUDIOCLIP_WEIGHTS,)
     description = "AudioCLIP ESResNeXt-FBSP audio embedding (AudioCLIP-Full-Training.pt), FAD"
 
@@ -279,10 +299,8 @@ class AudioCLIPEncoder(Encoder):
         import torch
 
         path = self.weight_paths(Path(weights_dir))[AUDIOCLIP_WEIGHTS.name]
-        try:  # memory-mapped: the image and text towers (3/4 of the file) are never read
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # a legacy (non-zip) torch.save file cannot be mapped
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        # memory-mapped (a zip-format file): the image and text towers (3/4 of the file) are never read
+        obj = read_checkpoint(path, self.id, AUDIOCLIP_WEIGHTS, mmap=True)
         state = audio_head_state(checkpoint_state_dict(obj, path))
         if not state:
             raise BadWeightsError(

@@ -26,6 +26,7 @@ Every encoder declares its contract as data:
 from __future__ import annotations
 
 import abc
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +37,49 @@ from javisbench.weights import WeightFile, require
 if TYPE_CHECKING:  # pragma: no cover
     from javisbench.decode import DecodedClip
     from javisbench.protocol import Protocol
+
+# ---------------------------------------------------------------------------------------------
+# Numerics: same input -> same bytes out, whatever the batch, the thread count or the run order.
+#
+# MKL (PyTorch's CPU float32 GEMM: nn.Linear, matmul, the native convolution path) picks its
+# kernel and its split of the work by problem size and thread count: one row of ``X @ W.T``
+# rounds differently when X has 1 row (GEMV) or 2 (GEMM), or 113 rows or 339 on 2 threads
+# (1e-7 relative; a deep net amplifies it: 5e-4 on the AudioCLIP embedding).  MKL's conditional
+# numerical reproducibility in strict mode (MKL_CBWR=AUTO,STRICT) fixes the reduction order per
+# output element, so a row no longer depends on the other rows or on the threads, at no
+# measurable cost.  MKL reads the variable once, at its first call in the process: it is set
+# here, when the first encoder module is imported (the pipeline imports an encoder before it
+# computes anything); a value the user set is kept.  ONEDNN_DEFAULT_FPMATH_MODE (read when
+# torch is imported) must stay STRICT: BF16 lets oneDNN run float32 convolutions in bfloat16 on
+# AMX / AVX512-BF16 CPUs (2e-3 relative); ``exact_fp32`` refuses any other value.
+# ---------------------------------------------------------------------------------------------
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("ONEDNN_DEFAULT_FPMATH_MODE", "STRICT")
+FPMATH_ENV = ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE")
+
+
+def exact_fp32() -> None:
+    """Make float32 mean IEEE float32 on every backend, with reproducible algorithm choice.
+
+    * no TF32 / bfloat16 inside float32 matmuls (CUDA, and oneDNN on CPU, which uses bf16 when
+      the matmul precision is "medium") nor inside cuDNN convolutions (TF32 by default);
+    * cuDNN: no autotuning (its timing-based choice varies run to run), deterministic algorithms.
+
+    Called by every ``Encoder.__init__``; idempotent.  Raises RuntimeError if the oneDNN fpmath
+    environment variable asks for reduced precision (it cannot be changed once torch is loaded).
+    """
+    import torch
+
+    for var in FPMATH_ENV:
+        value = os.environ.get(var, "STRICT")
+        if value.strip().upper() != "STRICT":
+            raise RuntimeError(f"{var}={value!r} lets oneDNN compute float32 in lower precision; "
+                               f"expected STRICT (or unset) for exact float32 features")
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
 
 
 class SampleError(ValueError):
@@ -62,6 +106,7 @@ class Encoder(abc.ABC):
         self.batch_size = int(batch_size)
         self.weights_sha256: dict[str, str] = {}
         self.loaded = False                  # set by the pipeline after a successful load()
+        exact_fp32()
 
     # -- weights ------------------------------------------------------------------------------
     def weight_paths(self, weights_dir: Path) -> dict[str, Path]:

@@ -171,6 +171,56 @@ def test_batch_composition_does_not_matter(audioclip_encoder: AudioCLIPEncoder, 
     assert rel_err(alone["embedding"], audioclip_golden_embeddings[5]) < 1e-5
 
 
+def test_same_bytes_in_any_batch_and_on_any_thread_count(audioclip_encoder: AudioCLIPEncoder,
+                                                         audioclip_expected: tuple,
+                                                         audioclip_golden_embeddings: np.ndarray) -> None:
+    """Clip 5 alone, in the golden batch (rows 4-6 of a batch_size-4 run), with other neighbours
+    and on 1 or 2 threads: the same bytes.  Before the fix, MKL's GEMM (FBSP, fc) and PyTorch's
+    per-call choice of convolution backend (att5's 1x1 conv at batch 1) made these differ by up
+    to 5e-4 relative on this net (random fixture weights, sigmoid gates amplify 1e-7 rounding)."""
+    npz, _ = audioclip_expected
+    rows = [{"audio": a.astype(np.float32)} for a in npz["audio_input"]]
+    threads = torch.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            got.append(audioclip_encoder.encode([rows[5]])[0]["embedding"])
+            got.append(audioclip_encoder.encode([rows[2], rows[5], rows[0]])[1]["embedding"])
+            got.append(audioclip_encoder.encode(rows[3:7] + rows[:3])[2]["embedding"])
+    finally:
+        torch.set_num_threads(threads)
+    for g in got:
+        np.testing.assert_array_equal(g, audioclip_golden_embeddings[5])
+
+
+def test_convolutions_are_pinned_to_one_backend() -> None:
+    """att5's point-wise conv (2048 -> 2048 on a 1x1 map): PyTorch would run it natively at
+    batch 1 and through oneDNN at batch 3; the head's Conv2d gives the same bytes for a sample
+    alone or in a batch, on 1 or 2 threads, and is still that convolution (float64 reference)."""
+    conv = build_audio_head().att5.conv_point
+    assert type(conv).__mro__[1] is torch.nn.Conv2d
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) / 45)
+        x = torch.randn(3, 2048, 1, 1, generator=gen)
+        threads = torch.get_num_threads()
+        outs = []
+        try:
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                outs += [conv(x)[1], conv(x[1:2].clone())[0]]
+        finally:
+            torch.set_num_threads(threads)
+        ref = torch.nn.functional.conv2d(x[1:2].double(), conv.weight.double(), conv.bias.double())[0]
+    for o in outs:
+        assert torch.equal(o, outs[0])
+    # float32 rounding of a 2048-term dot product: |err| <= ~2048 * 2^-24 * sum|w x| (bound, not tight)
+    w64, x64 = conv.weight.double().abs().flatten(1), x[1].double().abs().flatten()
+    bound = 2048 * 2.0 ** -24 * (w64 @ x64 + conv.bias.double().abs())
+    assert ((outs[0].double() - ref).abs().flatten() <= bound).all()
+
+
 def test_golden_fad(audioclip_golden_embeddings: np.ndarray, audioclip_expected: tuple) -> None:
     pytest.importorskip("metrics.frechet")
     from javisbench.suite import get_metric
