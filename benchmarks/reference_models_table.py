@@ -74,7 +74,11 @@ def evaluate(samples: Path, manifest: Path, out: Path) -> dict[str, float]:
            "--metrics", *METRICS, "--quiet"]
     subprocess.run(cmd, check=True, cwd=ROOT)
     res = json.loads(out.read_text())
-    return {k: float(res["overall"][k]["value"]) for k in METRICS if k in res["overall"]}
+    out = {}
+    for k in METRICS:
+        v = res["overall"].get(k, {}).get("value")
+        out[k] = math.nan if v is None else float(v)     # None: undefined on every clip (e.g. silent audio)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

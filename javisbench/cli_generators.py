@@ -156,3 +156,76 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="generator option, e.g. seconds=0.25 (shift-audio), sigma=0.2 (noise-video)")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
+
+    register_dpo_pairs(sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# AV-DPO pair mining for the JavisDiT++ ``dpo`` stage: the suite's per-sample metrics are the
+# reward, ``reference_models.dpo`` the ranking rule.
+# ---------------------------------------------------------------------------------------------
+def cmd_dpo_pairs(a: argparse.Namespace) -> int:
+    """``javisbench dpo-pairs``: score candidate sample folders (and the real clips) per sample, mine
+    Pareto-dominant pairs per prompt, write a pair bench (manifest.csv chosen, rejected.csv)."""
+    import math
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from javisbench.suite import get_metric
+    from reference_models.data import read_bench, resolve_manifest
+    from reference_models.dpo import rank_pairs, write_pair_bench
+
+    manifest = resolve_manifest(a.bench)
+    rows = read_bench(manifest)
+    groups: dict[str, tuple[str, ...]] = {}
+    for item in a.group or ["audio_video=av_align,av_lag"]:
+        name, sep, ms = item.partition("=")
+        if not sep or not ms:
+            raise ValueError(f"--group {item!r}: expected NAME=metric,metric")
+        groups[name] = tuple(m.strip() for m in ms.split(",") if m.strip())
+    metrics = sorted({m for ms in groups.values() for m in ms})
+    lower = {m for m in metrics if not get_metric(m).higher_is_better}
+    sources: list[tuple[str, Path]] = [(Path(d).name, Path(d)) for d in a.candidates]
+    if not a.no_real:
+        sources.append(("real", manifest.parent))
+    table, clips = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, folder) in enumerate(sources):
+            res_path = Path(tmp) / f"results_{k}.json"
+            cmd = [sys.executable, "-m", "javisbench", "evaluate", str(folder), "--bench", str(manifest), "--out",
+                   str(res_path), "--metrics", *metrics, "--quiet", "--device", a.device]
+            subprocess.run(cmd, check=True)
+            per_sample = json.loads(res_path.read_text())["per_sample"]
+            for r in rows:
+                sid = f"sample_{r.index:04d}"
+                vals = per_sample.get(sid, {})
+                if any(vals.get(m) is None or not math.isfinite(float(vals[m])) for m in metrics):
+                    continue                    # a failed score: this candidate does not compete
+                cid = f"{name}:{sid}"
+                table.append({"prompt": str(r.index), "id": cid, **{m: float(vals[m]) for m in metrics}})
+                real = name == "real" and folder == manifest.parent
+                clips[cid] = {"text": r.text, "audio_text": r.audio_text, "video_text": r.video_text, "labels": r.labels,
+                              "video": r.video if real else folder / f"{sid}.mp4",
+                              "audio": r.audio if real else folder / f"{sid}.wav"}
+    pairs = rank_pairs(table, groups, lower, prompt_key="prompt", id_key="id", mode=a.mode)
+    out = write_pair_bench(pairs, clips, a.out)
+    print(f"{len(pairs)} preference pairs from {len(rows)} prompts x {len(sources)} candidates -> {out} "
+          f"(train: javisbench train javisdit++ --stage dpo --init SFT_CKPT --data {out} "
+          f"--option dpo_rejected={out / 'rejected.csv'})")
+    return 0
+
+
+def register_dpo_pairs(sub: argparse._SubParsersAction) -> None:
+    """Add ``dpo-pairs`` to the main parser's subcommands."""
+    d = sub.add_parser("dpo-pairs", help="mine AV-DPO preference pairs from generated samples, scored by the suite")
+    d.add_argument("--bench", required=True, help="manifest CSV (or bench folder) the candidates were generated for")
+    d.add_argument("--candidates", nargs="+", required=True, help="samples folders (javisbench generate outputs)")
+    d.add_argument("--out", required=True, help="pair bench folder to write")
+    d.add_argument("--group", action="append", metavar="NAME=METRIC,METRIC",
+                   help="a reward dimension (repeatable; default audio_video=av_align,av_lag)")
+    d.add_argument("--mode", default="micro", choices=["micro", "macro"])
+    d.add_argument("--no-real", action="store_true", help="leave the bench's real clips out of the candidates")
+    d.add_argument("--device", default="cpu")
+    d.set_defaults(func=cmd_dpo_pairs)

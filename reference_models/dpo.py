@@ -24,11 +24,13 @@ the suite's CLI feeds it its own per-sample metrics. Pure Python + numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["ORIGINAL_GROUPS", "ORIGINAL_LOWER_IS_BETTER", "PreferencePair", "rank_pairs", "score_candidates"]
+__all__ = ["ORIGINAL_GROUPS", "ORIGINAL_LOWER_IS_BETTER", "PreferencePair", "rank_pairs", "score_candidates",
+           "write_pair_bench"]
 
 #: the original's reward groups (column names of its metric table)
 ORIGINAL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -136,3 +138,48 @@ def rank_pairs(table: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence
                                     {d: float(score[a, k]) for k, d in enumerate(dims)},
                                     {d: float(score[b, k]) for k, d in enumerate(dims)}, float(diffs.max())))
     return pairs
+
+
+# ------------------------------------------------------------------------------ pair benches on disk
+
+MANIFEST_COLUMNS = ("text", "audio_text", "path", "audio_path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind",
+                    "cat4_ind", "video_text")
+
+
+def write_pair_bench(pairs: Sequence[PreferencePair], clips: Mapping[Any, Mapping[str, Any]],
+                     out_dir: str | Path) -> Path:
+    """Write mined pairs as two row-aligned benches in ``out_dir``.
+
+    ``manifest.csv`` holds the chosen clips (so ``out_dir`` is a bench the trainer reads),
+    ``rejected.csv`` the rejected ones in the same row order, ``pairs.json`` the pairs with their
+    dimension scores. ``clips[id]`` gives ``text``, ``audio_text``, ``video_text``, ``labels`` (5 ints)
+    and the ``video`` / ``audio`` file paths of each candidate; paths are written relative to
+    ``out_dir``. Train on it with ``javisbench train javisdit++ --stage dpo --init SFT_CKPT
+    --data OUT_DIR --option dpo_rejected=OUT_DIR/rejected.csv``.
+    """
+    import csv
+    import json
+    import os
+
+    if not pairs:
+        raise ValueError("no preference pairs to write (no candidate dominated another in every reward group)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def row(cid: Any) -> list[str]:
+        c = clips[cid]
+        rel = lambda p: os.path.relpath(Path(p).resolve(), out.resolve()) if p else ""  # noqa: E731
+        labels = list(c.get("labels", (-1,) * 5))
+        return [c["text"], c.get("audio_text") or c["text"], rel(c["video"]), rel(c.get("audio")),
+                *["" if int(v) < 0 else str(int(v)) for v in labels], c.get("video_text") or c["text"]]
+
+    for name, pick in (("manifest.csv", "chosen"), ("rejected.csv", "rejected")):
+        with open(out / name, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(MANIFEST_COLUMNS)
+            for p in pairs:
+                w.writerow(row(getattr(p, pick)))
+    (out / "pairs.json").write_text(json.dumps([{"prompt": p.prompt, "chosen": str(p.chosen), "rejected": str(p.rejected),
+                                                 "scores_chosen": p.scores_chosen, "scores_rejected": p.scores_rejected,
+                                                 "margin": p.margin} for p in pairs], indent=1) + "\n", encoding="utf-8")
+    return out

@@ -109,6 +109,7 @@ class JavisDiTPPConfig:
     beta_video: float = 3000.0
     beta_audio: float = 1000.0
     dpo_sft_weight: float = 0.1
+    dpo_rejected: str = ""                    # rejected.csv of a pair bench (reference_models.dpo.write_pair_bench)
     lr: float = 1e-4
 
     def __post_init__(self) -> None:
@@ -444,9 +445,11 @@ class JavisDiTPP(Generator):
         """Flow-matching losses (stages joint_from_scratch / audio_pretrain / sft); in stage ``dpo``
         the batch must also carry the losers as ``video_lose`` / ``mel_lose``."""
         if self.stage == "dpo":
+            if ("video_lose" not in batch or "mel_lose" not in batch) and self.cfg.dpo_rejected:
+                batch = {**batch, **self._losers(batch)}
             if "video_lose" not in batch or "mel_lose" not in batch:
-                raise ValueError("stage 'dpo' needs preference pairs: batch keys video_lose and mel_lose "
-                                 "(see reference_models.dpo), or call preference_step")
+                raise ValueError("stage 'dpo' needs preference pairs: batch keys video_lose and mel_lose, or a pair "
+                                 "bench (--data PAIRS --option dpo_rejected=PAIRS/rejected.csv; see reference_models.dpo)")
             lose = {"video": batch["video_lose"], "mel": batch["mel_lose"], "caption": batch["caption"]}
             return self.preference_step(batch, lose, None)  # type: ignore[arg-type]
         d = self._prepare(batch)
@@ -465,6 +468,22 @@ class JavisDiTPP(Generator):
         out.setdefault("loss_video", torch.zeros((), device=self.device))
         out["loss"] = sum(v.mean() for v in losses.values())  # type: ignore[assignment]
         return out
+
+    def _losers(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The rejected clips of a pair bench, matched to the chosen ones by manifest row (``seed``)."""
+        from .data import BenchData
+
+        if getattr(self, "_lose_data", None) is None:
+            object.__setattr__(self, "_lose_data", BenchData(self.cfg.dpo_rejected, **self.clip_size()))
+        data = self._lose_data
+        rows = [int(s) for s in batch["seed"].tolist()]
+        if max(rows) >= len(data):
+            raise ValueError(f"{self.cfg.dpo_rejected} has {len(data)} rows; the chosen bench asks for row {max(rows)} "
+                             "(chosen and rejected manifests must be row-aligned)")
+        lose = data.batch(rows, self.device)
+        if list(lose["caption"]) != list(batch["caption"]):
+            raise ValueError(f"{self.cfg.dpo_rejected}: captions differ from the chosen rows (not a pair bench)")
+        return {"video_lose": lose["video"], "mel_lose": lose["mel"]}
 
     def preference_step(self, batch_win: Batch, batch_lose: Batch, ref: Optional["JavisDiTPP"]) -> dict[str, torch.Tensor]:
         """AV-DPO loss on (winner, loser) pairs for the same prompts.

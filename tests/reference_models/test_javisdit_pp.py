@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -216,7 +216,7 @@ def test_preference_step_matches_the_formula(mode: str) -> None:
     rctx = ref.context(*ref.encode_text(win["caption"]))
     ref_val = _dpo_reference(losses(m, win, ctx), losses(m, lose, ctx), losses(ref, win, rctx), losses(ref, lose, rctx),
                              {"video": 30.0, "audio": 10.0}, mode, 0.1)
-    assert float(out["loss"]) == pytest.approx(float(ref_val), rel=1e-4, abs=1e-5)
+    assert out["loss"].item() == pytest.approx(ref_val.item(), rel=1e-4, abs=1e-5)
 
 
 def test_dpo_stage_starts_at_log2_and_learns_the_preference() -> None:
@@ -239,7 +239,7 @@ def test_dpo_stage_starts_at_log2_and_learns_the_preference() -> None:
         opt.step()
     torch.manual_seed(99)
     final = m.preference_step(win, lose, None)
-    assert float(final["loss"]) < 2 * math.log(2)
+    assert final["loss"].item() < 2 * math.log(2)
     assert float(final["implicit_acc_audio"]) == 1.0 and float(final["implicit_acc_video"]) == 1.0
 
 
@@ -333,3 +333,37 @@ def test_pair_mining_with_a_reward_callable_and_bad_tables() -> None:
         rank_pairs([{"prompt": "p", "id": 0, "v": 1, "a": 1}], {"video": ("v",), "audio": ("a",), "x": ("av",)})
     with pytest.raises(ValueError, match="non-finite"):
         rank_pairs([{"prompt": "p", "id": 0, "v": float("nan")}] * 2, {"video": ("v",)})
+
+
+def test_pair_bench_round_trip_feeds_the_dpo_stage(tmp_path: Path) -> None:
+    import shutil
+
+    from reference_models.data import BenchData, read_bench
+    from reference_models.dpo import rank_pairs, write_pair_bench
+    from reference_models.synthav import make_bench
+
+    bench = make_bench(tmp_path / "bench", n=3, seed=0, split="train")
+    cand = tmp_path / "gen"
+    shutil.copytree(bench, cand)
+    rows = read_bench(bench)
+    table, clips = [], {}
+    for name, folder, score in (("gen", cand, 0.0), ("real", bench, 1.0)):
+        for r in rows:
+            cid = f"{name}:{r.index}"
+            table.append({"prompt": str(r.index), "id": cid, "av": score + 0.01 * r.index})
+            clips[cid] = {"text": r.text, "audio_text": r.audio_text, "video_text": r.video_text, "labels": r.labels,
+                          "video": folder / r.video.name, "audio": folder / r.audio.name}
+    pairs = rank_pairs(table, {"audio_video": ("av",)}, lower_is_better=())
+    assert [(p.chosen, p.rejected) for p in pairs] == [(f"real:{i}", f"gen:{i}") for i in range(3)]
+    out = write_pair_bench(pairs, clips, tmp_path / "pairs")
+    chosen, rejected = read_bench(out), read_bench(out / "rejected.csv")
+    assert [r.text for r in chosen] == [r.text for r in rejected] == [r.text for r in rows]
+    assert all(c.video.resolve().parent == bench.resolve() for c in chosen)
+    assert all(r.video.resolve().parent == cand.resolve() for r in rejected)
+    m = _model(dpo_rejected=str(out / "rejected.csv"))
+    m.set_stage("dpo")
+    data = BenchData(out, **m.clip_size())
+    losses = m.training_step(data.batch([2, 0]), 0)
+    assert float(losses["dpo_loss_audio"]) == pytest.approx(math.log(2), abs=1e-5)   # first step: policy == reference
+    with pytest.raises(ValueError, match="write_pair_bench|no preference pairs"):
+        write_pair_bench([], clips, tmp_path / "none")
