@@ -57,11 +57,31 @@ def _metric_args(run: "Run", scores: "Scores", key: str) -> tuple[Any, dict[str,
     return fn, {**_kwargs(run, "set"), "failed": failed, "dim": fake.shape[1], "resample": resample}
 
 
-def _memo(store: "FeatureStore | None", key: str, compute: Callable[[], Any]) -> Any:
+def _valid_cell(cell: Any) -> bool:
+    """A memoised cell has the structure cells are written with (value, n, flags; finite numbers)."""
+    import math
+
+    if not isinstance(cell, dict) or not {"value", "n", "flags"} <= set(cell) or not isinstance(cell["flags"], list):
+        return False
+    for k in ("value", "ci_low", "ci_high"):
+        v = cell.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            return False
+    return isinstance(cell["n"], int) and not isinstance(cell["n"], bool) and cell["n"] >= 0
+
+
+def _valid_tree(tree: Any) -> bool:
+    """A memoised ``{aspect: {category: cell}}`` tree whose every cell is valid."""
+    return isinstance(tree, dict) and all(
+        isinstance(cats, dict) and all(_valid_cell(c) for c in cats.values()) for cats in tree.values())
+
+
+def _memo(store: "FeatureStore | None", key: str, compute: Callable[[], Any],
+          valid: Callable[[Any], bool] = _valid_cell) -> Any:
     if store is None:
         return compute()
     got = store.memo_get(key)
-    if got is None:
+    if not valid(got):     # absent, or a damaged / edited memo entry: recompute it
         got = compute()
         store.memo_put(key, got)
     return got
@@ -130,7 +150,7 @@ def per_category_cells(run: "Run", scores: "Scores", store: "FeatureStore | None
         metric, kw = _metric_args(run, scores, key)
         if key in scores.set_inputs:
             tree = _memo(store, _set_memo_key(run, scores, "set-cells", key),
-                         lambda m=metric, kw=kw: to_json(breakdown(run.labels, m, **kw)))
+                         lambda m=metric, kw=kw: to_json(breakdown(run.labels, m, **kw)), valid=_valid_tree)
         else:
             tree = to_json(breakdown(run.labels, metric, **kw))
         for aspect, cats in tree.items():

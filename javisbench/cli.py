@@ -30,7 +30,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from javisbench.evaluate import evaluate
     from javisbench.report import overall_table
 
-    meta = dict(kv.split("=", 1) for kv in (a.model_meta or []))
+    meta = parse_model_meta(a.model_meta)
     cfg = EvalConfig(
         samples_dir=Path(a.samples_dir) if a.samples_dir else None, bench=Path(a.bench), out=Path(a.out),
         protocol=a.protocol, metrics=a.metrics, device=a.device, weights_dir=a.weights_dir, cache_dir=a.cache_dir,
@@ -38,11 +38,45 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy, where=a.where,
         subset=a.subset, subset_seed=a.subset_seed,
         per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, progress=not a.quiet,
+        force=a.force,
     )
     results = evaluate(cfg)
     print(overall_table(results))
+    return _finish_evaluate(a, cfg, results)
+
+
+def parse_model_meta(items: Sequence[str] | None) -> dict[str, str]:
+    """``--model-meta KEY=VALUE ...`` as a dict; a malformed item is a one-line error naming it."""
+    meta: dict[str, str] = {}
+    for kv in items or []:
+        key, sep, value = kv.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--model-meta {kv!r}: expected KEY=VALUE (e.g. --model-meta steps=30 cfg=7.5)")
+        if key == "name":
+            raise ValueError(f"--model-meta {kv!r}: the model name is set with --model-name, not as metadata")
+        if key in meta and meta[key] != value:
+            raise ValueError(f"--model-meta: {key} given twice ({meta[key]!r} and {value!r}); expected one value")
+        meta[key] = value
+    return meta
+
+
+def _finish_evaluate(a: argparse.Namespace, cfg: "object", results: dict) -> int:
+    """Print the failure / warning summary under the table; the exit code it means."""
+    from javisbench.summary import render, summarize
+
+    full = a.limit is None and a.where is None and a.subset is None
+    s = summarize(results, samples_dir=a.samples_dir, full_selection=full, strict=a.strict,
+                  allow_failures=a.allow_failures)
+    text = render(s, out=a.out)
+    if text:
+        print()
+        print(text)
     print(f"\nresults written to {a.out}")
-    return 0
+    if s.exit_code:
+        why = "samples failed or metrics have no value" if s.n_failed or s.missing_metrics else "warnings (--strict)"
+        print(f"javisbench: exit {s.exit_code}: {why}; pass --allow-failures to exit 0 anyway", file=sys.stderr)
+    return s.exit_code
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -206,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"javisbench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    e = sub.add_parser("evaluate", help="score a folder of generated clips")
+    from javisbench.summary import exit_codes_help
+
+    e = sub.add_parser("evaluate", help="score a folder of generated clips", epilog=exit_codes_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("samples_dir", nargs="?", help="folder with sample_0000.mp4 (+ .wav), one per manifest row; "
                    "for a folder bench, the clips themselves")
     e.add_argument("--bench", required=True, help="benchmark manifest (JavisBench CSV), or a folder bench: "
@@ -233,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-per-sample", action="store_true")
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--strict", action="store_true", help="any warning (short decode, unusual audio, extra files, "
+                   "unofficial weights) makes the exit code 3, like a failure")
+    e.add_argument("--allow-failures", action="store_true", help="exit 0 even when samples failed or metrics were "
+                   "skipped (the summary still lists them)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out / --export-official file that is "
+                   "not a javisbench results file (never an input of the run)")
     e.set_defaults(func=cmd_evaluate)
 
     v = sub.add_parser("validate", help="check a manifest and a samples folder (no model is loaded)")
@@ -311,7 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
     from javisbench.cli_generators import register as _reg_gen
     _reg_gen(sub)
+    _add_debug(p, top=True)
     return p
+
+
+def _add_debug(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``--debug`` on the command and every subcommand (a traceback instead of one line)."""
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show the full traceback of an error (env JAVISBENCH_DEBUG=1)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if not any("--debug" in act.option_strings for act in child._actions):
+                    _add_debug(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,16 +376,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         from javisbench.config import default_workers
 
         args.workers = default_workers()
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("JAVISBENCH_DEBUG") == "1"
+    from javisbench.outputs import OutputWriteError
+    from javisbench.summary import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_WRITE
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted: finished features are in the store; run the same command again to resume", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        # input errors: one clear line, no traceback
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"javisbench: error: {msg}", file=sys.stderr)
-        return 2
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - every error is one line unless --debug
+        if debug:
+            raise
+        if isinstance(e, OutputWriteError):
+            print(f"javisbench: error: {e.strerror}", file=sys.stderr)
+            return EXIT_WRITE
+        if _is_input_error(e):
+            # input errors: one clear line, no traceback
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            print(f"javisbench: error: {_one_line(str(msg))}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"javisbench: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _is_input_error(e: BaseException) -> bool:
+    """Errors that describe a bad input (ours are sentences); a bare KeyError('x') is a bug."""
+    if isinstance(e, KeyError):
+        return bool(e.args) and isinstance(e.args[0], str) and " " in e.args[0]
+    return isinstance(e, (ValueError, OSError))
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,4 +34,5 @@ class EvalConfig:
     per_sample: bool = True
     export_official: Path | None = None
     seed: int | None = None               # overrides the protocol's seed when given
+    force: bool = False                   # replace an existing --out / --export-official that is not ours
     progress: bool = True

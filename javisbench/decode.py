@@ -38,6 +38,19 @@ ColorMatrix = Literal["bt601", "tagged"]
 _HASH_CHUNK = 4 * 1024 * 1024
 
 
+#: frames a decode may fall short of the container's declared count before it is incomplete:
+#: max(1, 2% of the declared count) (containers may count a frame the decoder never emits)
+FRAME_TOLERANCE_SHARE = 0.02
+#: audio samples missing at the end before a decode is incomplete (two AAC frames of padding)
+AUDIO_TOLERANCE_SAMPLES = 2048
+_TRUNCATED = "(truncated file?)"
+
+
+def frame_tolerance(declared: int) -> int:
+    """Frames a decode may miss of ``declared`` and still be complete."""
+    return max(1, int(declared * FRAME_TOLERANCE_SHARE))
+
+
 class DecodeError(ValueError):
     """A sample file cannot be decoded; the message names the file and expected vs got."""
 
@@ -70,6 +83,9 @@ class DecodedClip:
     color_matrix: str = "bt601"
     rotation: int = 0                      # display rotation applied to the frames (degrees, CCW)
     warnings: tuple[str, ...] = field(default=())
+    # the warnings that say the decode came out shorter than the container declares, beyond the
+    # tolerance (:data:`FRAME_TOLERANCE`, :data:`AUDIO_TOLERANCE_SAMPLES`): a truncated file
+    incomplete: tuple[str, ...] = field(default=())
 
     @property
     def n_frames(self) -> int:
@@ -274,8 +290,8 @@ def _finish_audio(acc: _AudioAccumulator, stream: Any, container: Any, path: Pat
         n_keep = int(round(dur_s * sr))
         if 0 < n_keep < audio.shape[1]:
             audio = audio[:, :n_keep]
-        elif audio.shape[1] < n_keep - 2048:  # more than two AAC frames missing: truncated file
-            warns.append(f"decoded {audio.shape[1] / sr:.3f} s of audio, the stream declares {dur_s:.3f} s (truncated file?)")
+        elif audio.shape[1] < n_keep - AUDIO_TOLERANCE_SAMPLES:  # more than two AAC frames missing: truncated file
+            warns.append(f"decoded {audio.shape[1] / sr:.3f} s of audio, the stream declares {dur_s:.3f} s {_TRUNCATED}")
     if audio.shape[1] == 0:
         raise DecodeError(f"{label}: zero-length audio in {path} (expected > 0 samples, got 0)")
     bad = ~np.isfinite(audio)
@@ -319,6 +335,7 @@ def decode_sample(
     if apath is not None:
         _require_file(apath, "audio", label)
     warns: list[str] = []
+    incomplete: list[str] = []
 
     container = _open(vpath, "video", label)
     try:
@@ -375,17 +392,21 @@ def decode_sample(
                          f"(OpenCV 4 parity; apply_rotation=True rotates them)")
         if declared and frames.n < declared:
             warns.append(f"decoded {frames.n} of the {declared} frames the container declares (truncated file?)")
+            if declared - frames.n > frame_tolerance(declared):
+                incomplete.append(warns[-1])
         rgb = frames.result()
         time_base = Fraction(vs.time_base) if vs.time_base is not None else None
         if as_ is not None:
             audio, sr, w = _finish_audio(acc, as_, container, vpath, label)
             warns.extend(w)
+            incomplete.extend(x for x in w if x.endswith(_TRUNCATED))
     finally:
         container.close()
 
     if apath is not None:
         audio, sr, w = _decode_audio_file(apath, label)
         warns.extend(w)
+        incomplete.extend(x for x in w if x.endswith(_TRUNCATED))
     vhash = content_hash(vpath, apath)
     return DecodedClip(
         sample_id=sid, frames=rgb, fps=float(fps), audio=audio, sr=int(sr), content_hash=vhash,
@@ -393,6 +414,7 @@ def decode_sample(
         audio_source="wav" if apath is not None else "container",
         pts=np.asarray(pts_list, np.int64), time_base=time_base, avg_fps=float(avg_fps),
         color_matrix=color_matrix, rotation=rotation if apply_rotation else 0, warnings=tuple(warns),
+        incomplete=tuple(incomplete),
     )
 
 
@@ -499,3 +521,32 @@ def _audio_info(stream: Any, container: Any) -> dict[str, Any]:
         dur = float("nan")
     return {"audio_sr": sr, "audio_channels": int(stream.codec_context.channels or stream.layout.nb_channels),
             "audio_duration_s": dur}
+
+
+#: below this many audio samples a clip is shorter than one 2048-point STFT window (onsets, mel)
+MIN_AUDIO_SAMPLES = 2048
+
+
+def clip_warnings(clip: DecodedClip) -> list[str]:
+    """What is unusual about a decoded clip, in words (each becomes a per-sample warning).
+
+    Variable frame rate (average and nominal rates differ by more than 1%), a frame rate under
+    4 fps, audio and video durations that differ by more than half of the longer one (and 0.5 s),
+    and audio shorter than one 2048-sample analysis window (the onset and spectral views see
+    mostly zero padding; librosa would warn ``n_fft is too large``).
+    """
+    out: list[str] = []
+    if clip.avg_fps and clip.fps and abs(clip.avg_fps - clip.fps) > 0.01 * clip.fps:
+        out.append(f"variable frame rate: average {clip.avg_fps:.3f} fps, nominal {clip.fps:.3f} fps (frames are "
+                   "timed at the nominal rate, as OpenCV reads them)")
+    if clip.fps < 4:
+        out.append(f"very low frame rate: {clip.fps:g} fps (motion and sync metrics need several frames per second)")
+    if clip.n_samples and clip.n_frames and clip.sr and clip.fps:
+        a, v = clip.audio_duration_s, clip.duration_s
+        if abs(a - v) > max(0.5, 0.5 * max(a, v)):
+            out.append(f"audio lasts {a:.3f} s but the video {v:.3f} s: "
+                       f"{'audio much shorter' if a < v else 'audio much longer'} than the video")
+    if 0 < clip.n_samples < MIN_AUDIO_SAMPLES:
+        out.append(f"audio has only {clip.n_samples} samples ({clip.audio_duration_s:.3f} s), less than one "
+                   f"{MIN_AUDIO_SAMPLES}-sample analysis window: onset and spectral features see mostly padding")
+    return out

@@ -26,7 +26,7 @@ from javisbench.benches import load_bench, load_labels, select_rows
 from javisbench.config import EvalConfig
 from javisbench.encoders import encoder_class
 from javisbench.encoders.base import Encoder, SampleError
-from javisbench.features import FeatureStore, feature_key
+from javisbench.features import FeatureStore, feature_key, output_problem
 from javisbench.manifest import ManifestRow, SampleFiles, real_samples, resolve_samples
 from javisbench.protocol import get_protocol
 from javisbench.run import FeatureTable, Run, RunLog, Scores
@@ -177,7 +177,8 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         have: dict[str, dict[str, np.ndarray]] = {}
         missing = []
         for enc_id, enc in encoders.items():
-            got = store.get(enc_id, k[enc_id], expect=tuple(enc.outputs))
+            got = store.get(enc_id, k[enc_id], expect=tuple(enc.outputs),
+                            validate=lambda f, e=enc: output_problem(e, f))
             if got is None:
                 missing.append(enc_id)
             else:
@@ -202,10 +203,13 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         try:
             enc.load(run.weights_dir)
             enc.loaded = True
-        except (MissingWeightsError, BadWeightsError) as e:
+        except Exception as e:  # noqa: BLE001 - a weights file that cannot be used skips only its metrics
+            why = str(e) if isinstance(e, (MissingWeightsError, BadWeightsError)) else (
+                f"encoder {enc_id!r} could not be loaded from {run.weights_dir}: {type(e).__name__}: "
+                + " ".join(str(e).split())[:300])
             for m in run.metrics:
                 if enc_id in m.encoders:
-                    log.skip(m.key, f"skipped: {e}")
+                    log.skip(m.key, f"skipped: {why}")
             continue
         loaded.append(enc_id)
         log.timing.setdefault("load_s", {})[enc_id] = time.perf_counter() - t
@@ -234,6 +238,10 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
                     log.fail(item[0], f"encode:{enc_id}", f"{type(e1).__name__}: {e1}")
         for (sid, key, _x), out in results:
             try:
+                stored = {n: np.asarray(v, np.float64 if n in enc.float64_outputs else np.float32) for n, v in out.items()}
+                problem = output_problem(enc, stored)
+                if problem is not None:
+                    raise ValueError(f"{enc_id} returned features that break its declared outputs: {problem}")
                 store.put(enc_id, key, out, float64=enc.float64_outputs)
                 feats[sid][enc_id] = out
             except ValueError as e2:
@@ -242,7 +250,7 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         q.clear()
 
     def decode_and_prepare(w: _Work) -> tuple[_Work, dict[str, Any], dict[str, str], list[str]]:
-        from javisbench.decode import DecodeError, decode_sample
+        from javisbench.decode import DecodeError, clip_warnings, decode_sample
 
         prepared: dict[str, Any] = {}
         errors: dict[str, str] = {}
@@ -256,6 +264,11 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         except Exception as e:  # noqa: BLE001 - any reader crash is this sample's failure
             return w, prepared, {"decode": f"{type(e).__name__}: {e} ({w.files.video})"}, notes
         notes.extend(clip.warnings)
+        notes.extend(clip_warnings(clip))
+        if clip.incomplete and run.protocol.incomplete_decode == "fail":
+            return w, prepared, {"decode": f"incomplete decode: {'; '.join(clip.incomplete)} (protocol "
+                                           f"{run.protocol.name} fails incomplete decodes; javisbench-official "
+                                           "scores what decodes, with a warning)"}, notes
         if clip.audio.size and float(np.max(np.abs(clip.audio))) == 0.0:
             notes.append("silent audio (every sample is 0): scored as is, audio metrics will be low")
         if clip.sr != run.protocol.audio_sr or clip.n_channels != 1:
@@ -500,8 +513,11 @@ def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict
     """
     from javisbench.results import assemble, export_official, write_json, write_results
 
+    from javisbench.outputs import check_run_outputs, writing
+
     t0 = time.perf_counter()
     run, log = plan_run(cfg)
+    check_run_outputs(run, force=cfg.force)      # before any model: nothing read is ever overwritten
     store = FeatureStore(cfg.cache_dir)
     encs, sub = load_encoders(run, encoders)
     log.merge(sub)
@@ -520,9 +536,11 @@ def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict
     results["timing"]["samples_per_s"] = len(run.manifest) / max(results["timing"]["total_s"], 1e-9)
     results["timing"]["feature_store"] = store.stats()
     if cfg.out:
-        write_results(results, cfg.out)
+        with writing("--out", cfg.out):
+            write_results(results, cfg.out)
     if cfg.export_official:
-        write_json(export_official(results), cfg.export_official)
+        with writing("--export-official", cfg.export_official):
+            write_json(export_official(results), cfg.export_official)
     return results
 
 

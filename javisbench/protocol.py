@@ -23,6 +23,10 @@ class Protocol:
     # ---- decoding ------------------------------------------------------------------------------
     decode_color_matrix: Literal["bt601", "tagged"] = "bt601"   # OpenCV 4.11: BT.601 whatever the tags say
     decode_apply_rotation: bool = False                          # OpenCV 4.11 ignores display rotation
+    # a clip that decodes shorter than its container declares (a truncated file): "warn" scores
+    # what decodes, as the original does; "fail" records the sample as failed.  Decides failure
+    # vs warning only, never a feature value: not a decode field of the feature keys.
+    incomplete_decode: Literal["warn", "fail"] = "warn"
     # ---- FVD / KVD (I3D) -------------------------------------------------------------------
     fvd_frames: int = 16                 # linspace frames over the whole clip (official README today: 24)
     image_size: int = 224                # letterbox size
@@ -113,6 +117,7 @@ FIXED = Protocol(
     "aligned JavisScore windows, KVD subsets with std, seeded crops, channel mean audio).",
     decode_color_matrix="tagged",
     decode_apply_rotation=True,
+    incomplete_decode="fail",
     fvd_uint8_remap=False,
     fd_variant="f64-sqrtm",
     kvd_variant="subsets",

@@ -198,7 +198,18 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     major = str(data["schema_version"]).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise ResultsError(f"{path}: schema_version {data['schema_version']} is not supported (this is {SCHEMA_VERSION})")
+    for key, kind in REQUIRED_BLOCKS.items():
+        if not isinstance(data.get(key), kind):
+            got = "missing" if key not in data else f"a {type(data[key]).__name__}"
+            raise ResultsError(f"{path}: the {key!r} block is {got} (expected {'an object' if kind is dict else kind.__name__}"
+                               f" as `javisbench evaluate` writes it); is this file complete?")
+    if not isinstance(data["bench"].get("name"), str):
+        raise ResultsError(f"{path}: bench.name is missing (expected the bench's name, as `javisbench evaluate` writes it)")
     return data
+
+
+#: top-level blocks every reader relies on, and their JSON type
+REQUIRED_BLOCKS: dict[str, type] = {"bench": dict, "protocol": dict, "model": dict, "metrics": dict, "overall": dict}
 
 
 def export_official(results: dict[str, Any]) -> dict[str, Any]:

@@ -49,9 +49,10 @@ def test_evaluate_validate_report(tiny: dict, tmp_path: Path, capsys: pytest.Cap
     rc = main(["evaluate", str(tiny["samples"]), "--bench", str(tiny["manifest"]), "--out", str(out), "--quiet",
                "--cache-dir", str(tmp_path / "c"), "--weights-dir", str(tmp_path / "w"), "--metrics", "av_align", "fvd",
                "--model-name", "synthetic", "--model-meta", "steps=30"])
-    assert rc == 0
+    assert rc == 3             # fvd has no weights: skipped, and the exit code says so (results still written)
     text = capsys.readouterr().out
     assert "av_align ↑" in text and "fvd: skipped" in text and "i3d_pretrained_400.pt" in text
+    assert "metrics without a value: 1 (fvd)" in text
     r = json.loads(out.read_text())
     assert r["model"] == {"name": "synthetic", "steps": "30"}
     assert main(["report", str(out)]) == 0

@@ -185,29 +185,17 @@ def _config_from_json(path: Path) -> Any:
 
 
 def _read_hub_snapshot(folder: Path) -> tuple[Any, dict[str, Any]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from javisbench.encoders.checkpoints import read_safetensors
 
     cfg = _config_from_json(folder / "config.json")
-    path = folder / "model.safetensors"
-    try:
-        state = load_file(str(path))
-    except (OSError, SafetensorError) as exc:
-        raise BadWeightsError(f"{path}: not a readable safetensors file ({exc})") from exc
-    return cfg, state
+    return cfg, read_safetensors(folder / "model.safetensors", "audiobox", AUDIOBOX_WEIGHTS)
 
 
 def _read_torch_checkpoint(path: Path) -> tuple[Any, dict[str, Any]]:
-    import pickle
-
-    import torch
-
     from javisbench.encoders.audiobox_net import AesConfig, BadConfigError
+    from javisbench.encoders.checkpoints import read_checkpoint
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        raise BadWeightsError(f"{path}: cannot be read as a plain (weights_only) torch checkpoint ({exc})") from exc
+    obj = read_checkpoint(path, "audiobox", AUDIOBOX_WEIGHTS)
     if not isinstance(obj, Mapping) or not all(k in obj for k in ("state_dict", "model_cfg", "target_transform")):
         got = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
         raise BadWeightsError(f"{path}: expected a mapping with state_dict, model_cfg and target_transform, got {got}")

@@ -6,6 +6,8 @@ audio at its native rate, mixed to mono; so does this view.  All the work happen
 """
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from javisbench.decode import DecodedClip
 
 
+# librosa warns "n_fft=2048 is too large for input signal of length=N" on clips under 2048 audio
+# samples (two video frames at 24 fps); the result is defined (zero-padded), and the pipeline says
+# so in its own per-sample warning (decode.clip_warnings), so librosa's is not printed.
+warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large for input signal of length=\d+",
+                        category=UserWarning)
+
+
 class AVAlignEncoder(Encoder):
     id = "avalign"
     protocol_fields = ("av_align_flow_threshold",)
@@ -24,6 +33,9 @@ class AVAlignEncoder(Encoder):
                "rates": "(2,) video fps, onset frames per second"}
     # peak times and rates decide a strict comparison in the score: kept exact, not rounded to float32
     float64_outputs = ("audio_peaks", "video_peaks", "rates")
+    # what a stored entry must satisfy (peak times, flow magnitudes and onset strengths are >= 0)
+    output_ranges = {"audio_peaks": (0.0, math.inf), "video_peaks": (0.0, math.inf), "flow": (0.0, math.inf),
+                     "onset_env": (0.0, math.inf), "rates": (1e-9, math.inf)}
     version = "3"
     description = "Farneback flow-magnitude peaks vs librosa-style onsets (no weights)"
 

@@ -422,10 +422,10 @@ class CAVPEncoder(Encoder):
         import torch
 
         from javisbench.encoders.cavp_net import CAVPNet
-        from javisbench.encoders.checkpoints import checkpoint_state_dict
+        from javisbench.encoders.checkpoints import checkpoint_state_dict, read_checkpoint
 
         path = self.weight_paths(Path(weights_dir))[CAVP_WEIGHTS.name]
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_checkpoint(path, self.id, CAVP_WEIGHTS)
         state = {(k[len("module."):] if k.startswith("module.") else k): v
                  for k, v in checkpoint_state_dict(obj, path).items()}
         model = CAVPNet()

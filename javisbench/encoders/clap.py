@@ -153,6 +153,12 @@ class ClapEncoder(Encoder):
         if fe.truncation != "rand_trunc":
             raise BadWeightsError(f"{folder}/preprocessor_config.json: expected truncation 'rand_trunc' "
                                   f"(unfused model), got {fe.truncation!r}")
+        from javisbench.encoders.checkpoints import check_weights_file
+
+        for name in MODEL_FILES:     # size and format first: transformers' own errors are less clear
+            if (folder / name).is_file():
+                check_weights_file(folder / name, self.id, CLAP_WEIGHTS,
+                                   formats=("safetensors",) if name.endswith(".safetensors") else ("zip", "pickle"))
         try:
             model, info = ClapModel.from_pretrained(
                 str(folder), config=config, local_files_only=True, output_loading_info=True, dtype=torch.float32

@@ -97,22 +97,21 @@ def read_openai_state_dict(path: str | Path) -> "OrderedDict[str, torch.Tensor]"
     """
     import torch
 
+    from javisbench.encoders.checkpoints import check_weights_file, read_checkpoint, weights_problem
+
     path = Path(path)
     if is_torchscript_archive(path):
+        check_weights_file(path, "clip", CLIP_WEIGHTS, formats=("zip",))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
             try:
                 archive = torch.jit.load(str(path), map_location="cpu")
-            except RuntimeError as exc:
-                raise BadWeightsError(f"{path}: unreadable TorchScript archive ({exc})") from exc
+            except Exception as exc:  # noqa: BLE001
+                raise weights_problem(path, "clip", f"unreadable TorchScript archive ({type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else ''})", CLIP_WEIGHTS) from None
         state: Any = archive.state_dict()
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001  (pickle errors have many types)
-            raise BadWeightsError(
-                f"{path}: expected the OpenAI CLIP TorchScript archive or a state dict, could not read it ({exc})"
-            ) from exc
+        state = read_checkpoint(path, "clip", CLIP_WEIGHTS)
         if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
             state = state["state_dict"]
             if all(str(k).startswith("module.") for k in state):

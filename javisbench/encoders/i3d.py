@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from javisbench.encoders.base import Encoder, Features, Prepared, SampleError
-from javisbench.encoders.checkpoints import checkpoint_state_dict, load_strict  # noqa: F401 (re-exported)
+from javisbench.encoders.checkpoints import checkpoint_state_dict, load_strict, read_checkpoint  # noqa: F401 (re-exported)
 from javisbench.weights import WeightFile, sha256_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -242,7 +242,7 @@ class I3DEncoder(Encoder):
         import torch
 
         path = self.weight_paths(Path(weights_dir))[I3D_WEIGHTS.name]
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_checkpoint(path, self.id, I3D_WEIGHTS)
         model = build_i3d()
         load_strict(model, checkpoint_state_dict(obj, path), path, self.id)
         self.model = model.to(self.device).eval()

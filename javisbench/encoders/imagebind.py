@@ -462,10 +462,10 @@ def load_model(path: Path, arch: Mapping[str, Any] | None = None, device: str = 
         if model is not None:
             return model
         model = build_model(arch_d)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:   # a legacy (non-zip) file cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        from javisbench.encoders.checkpoints import read_checkpoint
+
+        # memory-mapped when the file is a zip archive (a legacy torch.save file cannot be)
+        state = read_checkpoint(path, "imagebind", IMAGEBIND_HUGE_WEIGHTS, mmap=True)
         if not isinstance(state, Mapping):
             raise BadWeightsError(f"{path}: expected a state dict, got {type(state).__name__}")
         want = model.state_dict()

@@ -241,11 +241,12 @@ class SynchformerEncoder(Encoder):
         """Load ``synchformer_state_dict.pth`` (``weights_only``, strict) onto ``self.device``."""
         import torch
 
+        from javisbench.encoders.checkpoints import read_checkpoint
         from javisbench.encoders.i3d import checkpoint_state_dict, load_strict
         from javisbench.encoders.synchformer_net import SynchformerNet
 
         path = self.weight_paths(Path(weights_dir))[SYNCHFORMER_WEIGHTS.name]
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_checkpoint(path, self.id, SYNCHFORMER_WEIGHTS)
         model = SynchformerNet()
         load_strict(model, checkpoint_state_dict(obj, path), path, self.id)
         self.model = model.to(self.device).eval()
