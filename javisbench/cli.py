@@ -98,10 +98,10 @@ def cmd_ls(a: argparse.Namespace) -> int:
 
         rows = [(m.key, m.arrow, m.kind, "yes" if m.official else "extra", ",".join(m.encoders),
                  ",".join(m.weights) or "(none)", m.description) for m in METRICS.values()]
-        head = ("key", "dir", "kind", "official", "encoder", "weights", "description")
-        widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head) - 1)]
-        for r in [head] + rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        from javisbench.tables import grid
+
+        print(grid(("key", "dir", "kind", "official", "encoder", "weights", "description"), rows, rule=False,
+                   last_free=True))
     elif a.what == "encoders":
         from javisbench.encoders import ENCODERS
 

@@ -389,9 +389,9 @@ def _fmt(v: float | None, digits: int = 4, sign: bool = False) -> str:
 
 
 def _grid(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    return "\n".join(["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                      for r in [head, ["-" * w for w in widths]] + rows])
+    from javisbench.tables import grid
+
+    return grid(head, rows)
 
 
 def _mark(c: dict[str, Any]) -> str:

@@ -22,9 +22,9 @@ def _ci(cell: dict[str, Any]) -> str:
 
 
 def _grid(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+    from javisbench.tables import grid
+
+    return grid(head, rows)
 
 
 def overall_table(results: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 MODULES = sorted(
     ".".join(p.relative_to(REPO).with_suffix("").parts)
     for pkg in ("metrics", "taxonomy") for p in (REPO / pkg).glob("*.py") if p.name != "__init__.py"
-) + ["javisbench.files"]
+) + ["javisbench.files", "javisbench.tables"]
 
 
 @pytest.mark.parametrize("name", MODULES)

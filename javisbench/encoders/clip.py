@@ -62,8 +62,7 @@ CLIP_WEIGHTS = WeightFile(
 )
 
 #: CLIP's image normalisation (``clip.clip._transform``), RGB order.
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from javisbench.views import CLIP_MEAN, CLIP_STD  # noqa: E402  (OpenAI CLIP normalisation, one copy)
 #: Input resolution and text context of ViT-B/32.
 IMAGE_SIZE = 224
 CONTEXT_LENGTH = 77

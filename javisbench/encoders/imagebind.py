@@ -91,8 +91,7 @@ BPE_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 CONTEXT_LENGTH = 77
 
 #: CLIP pixel statistics (ImageBind's vision transforms).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from javisbench.views import CLIP_MEAN, CLIP_STD  # noqa: E402  (OpenAI CLIP normalisation, one copy)
 IMAGE_SIZE = 224
 
 #: ImageBind audio: 16 kHz, 3 clips of 2 s, 128 mel x 204 frames, normalised (x - mean) / std.

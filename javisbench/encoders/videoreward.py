@@ -730,8 +730,10 @@ class VideoRewardEncoder(Encoder):
         self.tokenizer: RewardTokenizer | None = None
         self.cfg: VideoRewardConfig | None = None
         self.chat_template: str | None = None
-        self.image_mean: tuple[float, ...] = (0.48145466, 0.4578275, 0.40821073)
-        self.image_std: tuple[float, ...] = (0.26862954, 0.26130258, 0.27577711)
+        from javisbench.views import CLIP_MEAN, CLIP_STD
+
+        self.image_mean: tuple[float, ...] = CLIP_MEAN
+        self.image_std: tuple[float, ...] = CLIP_STD
         self.patch_size, self.temporal_patch_size, self.merge_size = 14, 2, 2
         self.dtype: Any = None
         self._dirs: tuple[Path, Path] | None = None

@@ -16,8 +16,6 @@ the four files (:mod:`.render`, :mod:`.site`).  The same inputs give the same by
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,15 +34,10 @@ OUTPUTS = ("README.md", "leaderboard.csv", "leaderboard.tex", "index.html")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from javisbench.files import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def render_all(board: Board) -> dict[str, str]:
