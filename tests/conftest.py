@@ -38,3 +38,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------------------------
+# tests that need an optional extra skip, with the install command, when it is absent
+# ---------------------------------------------------------------------------------------------
+import importlib.util  # noqa: E402
+import re  # noqa: E402
+
+#: extra -> (the modules it provides, what in a test file shows that the file needs it)
+EXTRAS = {
+    "media": (("av", "cv2", "librosa", "soundfile"), re.compile(
+        r"^\s*(import|from) (av|cv2|librosa|soundfile)\b|javisbench\.(cli|evaluate|decode|views|demo|api|meta_eval)\b"
+        r"|reference_models\.(synthav|baselines)\b|metrics\.av_align\b", re.M)),
+    "torch": (("torch",), re.compile(
+        r"^\s*(import|from) torch\b|javisbench\.encoders\.\w|reference_models\.(javisdit|javisdit_pp|bridgedit|"
+        r"mmdiffusion|avfulldit|cascades|blocks|interface|train|generate|data)\b", re.M)),
+}
+
+
+def _absent(module: str) -> bool:
+    pretend = {m.strip() for m in os.environ.get("JAVISBENCH_TEST_PRETEND_MISSING", "").split(",") if m.strip()}
+    return module in pretend or importlib.util.find_spec(module) is None
+
+
+def missing_extras(path: Path) -> list[str]:
+    """``"<extra> (<modules>)"`` for each extra the test file needs and this environment lacks."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out = []
+    for extra, (modules, pattern) in EXTRAS.items():
+        gone = [m for m in modules if _absent(m)]
+        if gone and pattern.search(text):
+            out.append(f"{extra} ({', '.join(gone)})")
+    return out
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> "pytest.Module | None":
+    missing = missing_extras(Path(module_path))
+    if not missing:
+        return None
+    reason = (f"needs the {' and '.join(missing)} extra: pip install -e '.[test]' "
+              f"(or javisbench[{','.join(m.split()[0] for m in missing)}])")
+
+    class _Skipped(pytest.Module):
+        def collect(self):  # type: ignore[no-untyped-def]
+            pytest.skip(reason, allow_module_level=True)
+
+    return _Skipped.from_parent(parent, path=Path(module_path))
