@@ -12,7 +12,7 @@ def test_imports_stay_light() -> None:
     code = (
         "import sys\n"
         "import metrics, metrics.frechet, metrics.kernel, metrics.similarity, metrics.avh, metrics.av_align, "
-        "metrics.desync, metrics.bootstrap\n"
+        "metrics.desync, metrics.bootstrap, metrics.size_correction\n"
         "assert metrics.__file__.startswith(sys.argv[1]), metrics.__file__\n"
         "heavy = sorted(m for m in ('torch', 'javisbench', 'cv2', 'librosa') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
