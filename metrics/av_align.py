@@ -13,17 +13,21 @@ As the JavisBench code computes it (spec §4.8):
   peaks may match the same video peak, so the score can exceed 1.
 
 Determinism.  The original is not deterministic: it takes the flow magnitude with
-``cv2.magnitude`` and averages it with ``cv2.mean``, whose SIMD paths round the last bit
-differently depending on where the input happens to sit in memory.  On duplicated frames or
-static shots (common in generated video) consecutive trajectory entries that should be equal then
-differ by ~1e-13, and the strict local-maximum test fires inside flat stretches: on one clip of
-48 frames, each repeated 4 times, twenty identical calls of the original gave 9 different
-trajectories and 47 to 75 video peaks (47 are real).  Here the magnitude is taken in float64 from
+``cv2.magnitude`` and averages it with ``cv2.mean``, whose SIMD and parallel paths round the last
+bit differently depending on where the input happens to sit in memory and on OpenCV's thread
+count.  On duplicated frames or static shots (common in generated video) consecutive trajectory
+entries that should be equal then differ by a few 1e-12 relative, and the strict local-maximum
+test fires inside flat stretches: on one clip of 48 frames, each repeated 4 times, twenty
+identical calls of the original gave 9 different trajectories and 47 to 75 video peaks (47 are
+real).  Here the magnitude is taken in float64 from
 the two float32 flow components (the squares are exact, the sum and the square root correctly
 rounded) and averaged by numpy's fixed-order pairwise sum (:func:`mean_flow_magnitude`), so the
 same frames give the same bytes whatever their memory layout and OpenCV's thread count, and equal
 frame pairs give equal values.  Against the original this moves trajectory values by a few 1e-9
 relative at most, far inside the golden tolerance (rel 1e-3), and agrees on every golden peak.
+The audio side had the same flaw: librosa's mel projection is a float32 BLAS product whose
+rounding changes with the BLAS thread count, and the onset peak picking compares those last bits;
+:func:`mel_power_spectrogram` sums in a fixed order instead (the golden onsets are unchanged).
 
 Flow threshold.  The AV-Align authors' later version (TempoTokens, ``guyyariv/TempoTokens``
 ``av_align.py``, commit ``bf0b1e3`` of 2025-02-13) keeps a flow peak only when its mean
