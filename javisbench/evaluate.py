@@ -148,6 +148,28 @@ def _keys_for(encoders: Mapping[str, Encoder], row: ManifestRow, content_hash: s
     return out
 
 
+def _notes_key(run: Run, content_hash: str) -> str:
+    from javisbench.encoders.base import DECODE_FIELDS
+    from javisbench.features import memo_key
+
+    v = run.protocol.values()
+    return memo_key("sample-notes", 1, content_hash, {f: v[f] for f in (*DECODE_FIELDS, "audio_sr")})
+
+
+def _stored_notes(store: FeatureStore, run: Run, content_hash: str) -> list[str]:
+    """The per-sample warnings recorded when the clip was last decoded (a run served from the
+    store reports the same warnings as the run that filled it)."""
+    got = store.memo_get(_notes_key(run, content_hash))
+    return [str(n) for n in got] if isinstance(got, list) and all(isinstance(n, str) for n in got) else []
+
+
+def _store_notes(store: FeatureStore, run: Run, content_hash: str, notes: list[str]) -> None:
+    try:
+        store.memo_put(_notes_key(run, content_hash), list(notes))
+    except OSError:
+        pass        # a read-only store still serves features; the warnings are in this run's results
+
+
 def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             samples: tuple[SampleFiles, ...] | None = None) -> tuple[FeatureTable, RunLog]:
     """Features per sample id and encoder; fills the store with whatever is missing.
@@ -164,6 +186,7 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
     t0 = time.perf_counter()
     feats: FeatureTable = {}
     work: list[_Work] = []
+    hashes: dict[str, str] = {}
     keys: dict[str, dict[str, str]] = {}
     for row, files in zip(run.manifest.rows, files_of):
         if files.problem:
@@ -174,6 +197,7 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             log.fail(row.sample_id, "input", f"cannot read {files.video}: {e}")
             continue
         keys[row.sample_id] = k = _keys_for(encoders, row, h)
+        hashes[row.sample_id] = h
         have: dict[str, dict[str, np.ndarray]] = {}
         missing = []
         for enc_id, enc in encoders.items():
@@ -186,6 +210,9 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         feats[row.sample_id] = have
         if missing:
             work.append(_Work(row, files, missing))
+        else:   # served from the store: the clip's warnings come from where its decode left them
+            for n in _stored_notes(store, run, h):
+                log.warn(row.sample_id, n)
     log.timing["hash_and_lookup_s"] = time.perf_counter() - t0
     _log(cfg, f"[javisbench] {len(work)} of {len(run.manifest)} samples need features")
     if not work:
@@ -293,6 +320,8 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
                 log.fail(w.row.sample_id, stage, msg)
             for n in notes:
                 log.warn(w.row.sample_id, n)
+            if not errors:
+                _store_notes(store, run, hashes[w.row.sample_id], notes)
             for enc_id, x in prepared.items():
                 queues[enc_id].append((w.row.sample_id, keys[w.row.sample_id][enc_id], x))
                 if len(queues[enc_id]) >= encoders[enc_id].batch_size:
@@ -531,6 +560,8 @@ def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict
         log.merge(sub)
     scores, sub = score(run, feats, reference, problem, log.skipped)
     log.merge(sub)
+    order = {r.sample_id: i for i, r in enumerate(run.manifest.rows)}      # same bytes whatever was cached
+    log.warnings = dict(sorted(log.warnings.items(), key=lambda kv: order.get(kv[0], len(order))))
     results = assemble(run, log, scores, encs, store)
     results["timing"].update({"extract_s": t1 - t0, "total_s": time.perf_counter() - t0})
     results["timing"]["samples_per_s"] = len(run.manifest) / max(results["timing"]["total_s"], 1e-9)

@@ -129,6 +129,7 @@ class FeatureStore:
         if any(name not in out for name in expect) or not all(
                 np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) for a in out.values()):
             self.misses += 1
+            self.rejected += 1
             return None
         if validate is not None and validate(out) is not None:
             self.misses += 1

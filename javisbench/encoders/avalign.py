@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # librosa warns "n_fft=2048 is too large for input signal of length=N" on clips under 2048 audio
 # samples (two video frames at 24 fps); the result is defined (zero-padded), and the pipeline says
 # so in its own per-sample warning (decode.clip_warnings), so librosa's is not printed.
-warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large for input signal of length=\d+",
-                        category=UserWarning)
+_SHORT_SIGNAL = r"n_fft=\d+ is too large for input signal of length=\d+"
+warnings.filterwarnings("ignore", message=_SHORT_SIGNAL, category=UserWarning)
 
 
 class AVAlignEncoder(Encoder):
@@ -50,15 +50,25 @@ class AVAlignEncoder(Encoder):
         return float(getattr(self.protocol, "av_align_flow_threshold", 0.0))
 
     def prepare(self, clip: "DecodedClip", text: str, audio_text: str) -> Prepared:
-        from metrics.av_align import ONSET_HOP, audio_peaks, flow_trajectory, onset_envelope, video_peaks
+        from metrics.av_align import ONSET_N_FFT
 
         if clip.frames.shape[0] < 2:
             raise SampleError(f"{clip.sample_id}: AV-Align needs at least 2 video frames, got {clip.frames.shape[0]}")
         if clip.audio.shape[-1] == 0:
             raise SampleError(f"{clip.sample_id}: AV-Align needs audio, got 0 samples")
+        mono = clip.audio.mean(axis=0) if clip.audio.ndim == 2 else clip.audio
+        if mono.shape[-1] < ONSET_N_FFT:
+            # under one analysis window librosa warns; the run says so in its own words instead
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_SHORT_SIGNAL, category=UserWarning)
+                return self._prepare(clip, mono)
+        return self._prepare(clip, mono)
+
+    def _prepare(self, clip: "DecodedClip", mono: np.ndarray) -> Prepared:
+        from metrics.av_align import ONSET_HOP, audio_peaks, flow_trajectory, onset_envelope, video_peaks
+
         traj = flow_trajectory(clip.frames)
         vp = video_peaks(traj, clip.fps, flow_threshold=self.flow_threshold)
-        mono = clip.audio.mean(axis=0) if clip.audio.ndim == 2 else clip.audio
         ap = audio_peaks(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
         env = onset_envelope(np.ascontiguousarray(mono, dtype=np.float32), clip.sr)
         return {"audio_peaks": ap, "video_peaks": vp, "flow": traj,
