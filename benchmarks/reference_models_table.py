@@ -2,7 +2,7 @@
 
 Every family is trained with the same steps, seed, batch size and data; then each generates the
 test split and ``javisbench evaluate`` scores it with the weight-free metrics, next to the oracle
-(the real clips) and the noise baseline. The table has, per system: parameters, training FLOPs
+(the real clips), pure noise and the corrupted-real baselines. The table has, per system: parameters, training FLOPs
 per step (forward + backward, counted by ``torch.utils.flop_counter``), seconds per training step
 (median over the run) and of one isolated step at batch 4 (``--speed-threads``), and the metrics.
 On a shared machine the timings move with its load; the JSON records the load average.
@@ -11,7 +11,9 @@ On a shared machine the timings move with its load; the JSON records the load av
     python benchmarks/reference_models_table.py --families javisdit mm-diffusion --steps 300
 
 Writes ``benchmarks/results/reference_models_table.json`` (or ``--out``) and prints a Markdown table.
-Any registered trainable family works (``javisbench ls generators``).
+Any registered trainable family works (``javisbench ls generators``). A second call with the same
+``--work`` reuses the bench, the finished checkpoints (training resumes at its last step) and the
+samples.
 """
 from __future__ import annotations
 
@@ -68,6 +70,25 @@ def step_cost(family: str, preset: str, data_dir: Path, batch_size: int, seed: i
     return {"flops_per_step": flops, "step_s_isolated": times[len(times) // 2]}
 
 
+def write_noise_samples(manifest: Path, out: Path, seed: int, n_frames: int = 32, size: int = 32, fps: float = 8.0,
+                        sample_rate: int = 16000, seconds: float = 4.0) -> None:
+    """The "noise" system: uniform-noise frames and white-noise audio (σ 0.1), one clip per bench row,
+    what an untrained generator's output looks like."""
+    import numpy as np
+
+    from reference_models.data import read_bench
+    from reference_models.synthav.io import write_mp4, write_wav
+
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for r in read_bench(manifest, need_files=False):
+        rng = np.random.default_rng([seed, r.index])
+        write_mp4(tmp / f"sample_{r.index:04d}.mp4", rng.integers(0, 256, (n_frames, size, size, 3), dtype=np.uint8), fps)
+        write_wav(tmp / f"sample_{r.index:04d}.wav",
+                  np.clip(0.1 * rng.standard_normal(int(seconds * sample_rate)), -1, 1).astype(np.float32), sample_rate)
+    tmp.rename(out)
+
+
 def evaluate(samples: Path, manifest: Path, out: Path) -> dict[str, float]:
     """``javisbench evaluate`` with the weight-free metrics; returns ``{metric: value}``."""
     cmd = [sys.executable, "-m", "javisbench", "evaluate", str(samples), "--bench", str(manifest), "--out", str(out),
@@ -83,7 +104,7 @@ def evaluate(samples: Path, manifest: Path, out: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", nargs="+", default=["javisdit", "javisdit++"])
+    ap.add_argument("--families", nargs="*", default=["javisdit", "javisdit++"])
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=4)
@@ -92,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-train", type=int, default=64)
     ap.add_argument("--n-test", type=int, default=16)
     ap.add_argument("--gen-steps", type=int, default=25, help="sampling steps (NFE = 2x with CFG)")
-    ap.add_argument("--baselines", nargs="*", default=["oracle", "noise-video", "silent-audio"])
+    ap.add_argument("--baselines", nargs="*", default=["oracle", "noise", "noise-video", "silent-audio"],
+                    help='registered baselines, or "noise" (uniform-noise frames + white-noise audio)')
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for training and generation")
     ap.add_argument("--speed-threads", type=int, default=2,
                     help="torch CPU threads for the isolated step timing (the speed target is for 2 cores)")
@@ -117,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     for fam in a.baselines:
         samples = work / f"samples_{fam}"
         if not samples.exists():
-            generate_bench(fam, manifest, samples, seed=a.seed)
+            if fam == "noise":
+                write_noise_samples(manifest, samples, a.seed)
+            else:
+                generate_bench(fam, manifest, samples, seed=a.seed)
         rows.append({"system": fam, "kind": "baseline", **evaluate(samples, manifest, work / f"results_{fam}.json")})
         print(f"[{time.perf_counter() - t_all:6.0f}s] {fam}: {rows[-1]}", file=sys.stderr)
     for fam in a.families:
