@@ -159,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                    loss_first=hist[0]["loss"], loss_last=sum(h["loss"] for h in hist[-10:]) / min(10, len(hist)))
         samples = work / f"samples_{fam}"
         if not samples.exists():
-            g = generate_bench(fam, manifest, samples, checkpoint=ckpt, num_steps=a.gen_steps, seed=a.seed)
-            row.update(nfe_per_clip=g["nfe"] / max(1, len(g["requests"])), gen_s_per_clip=g["wall_time_s"] / a.n_test)
+            generate_bench(fam, manifest, samples, checkpoint=ckpt, num_steps=a.gen_steps, seed=a.seed)
+        g = json.loads((samples / "generation.json").read_text())
+        row.update(nfe_per_clip=g["nfe"] / max(1, len(g["requests"])), gen_s_per_clip=g["wall_time_s"] / len(g["samples"]))
         row.update(evaluate(samples, manifest, work / f"results_{fam}.json"))
         rows.append(row)
         print(f"[{time.perf_counter() - t_all:6.0f}s] {row}", file=sys.stderr)
