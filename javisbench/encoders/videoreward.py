@@ -528,6 +528,8 @@ def build_videoreward_net(qwen_dir: str | Path, checkpoint_dir: str | Path, cfg:
 
     src = _Sources()
     # 1. base snapshot (lazy: safetensors are memory-mapped and read one tensor at a time)
+    from javisbench.encoders.checkpoints import check_weights_file, read_checkpoint
+
     for shard in _base_shards(qwen_dir):
         check_weights_file(shard, "videoreward", QWEN2VL_WEIGHTS, formats=("safetensors",))
         handle = safe_open(str(shard), framework="pt", device="cpu")
@@ -546,8 +548,6 @@ def build_videoreward_net(qwen_dir: str | Path, checkpoint_dir: str | Path, cfg:
     if not non_lora_path.is_file():
         # the official loader's adapter branch always reads it (the trained vision tower, rm_head, ...)
         raise MissingWeightsError("videoreward", VIDEOREWARD_WEIGHTS, non_lora_path, "non_lora_state_dict.pth missing")
-    from javisbench.encoders.checkpoints import check_weights_file, read_checkpoint
-
     non_lora = read_checkpoint(non_lora_path, "videoreward", VIDEOREWARD_WEIGHTS, mmap=True)
     if not isinstance(non_lora, Mapping):
         raise BadWeightsError(f"{non_lora_path}: expected a mapping of tensors, got {type(non_lora).__name__}")
