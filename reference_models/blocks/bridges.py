@@ -1,6 +1,9 @@
 """Bridge fusions registered in :data:`reference_models.blocks.fusion.FUSIONS`: ``dca``, ``rs_mma``,
 ``frame_local_ca`` (spec §1.3, §1.5, §1.6, §2.4).
 
+The factories (:func:`make_dca`, :func:`make_rs_mma`, :func:`make_frame_local_ca`) are registered by
+``fusion.py`` under the names below.
+
 * ``dca`` — BridgeDiT's bridge block (guankaisi/BridgeDiT ``bridgedit/models/dit/dit_dual_stream_clean.py``),
   with the original's module and parameter names so a golden-fill / released state dict loads as is:
 
@@ -36,18 +39,20 @@
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import torch
 from torch import nn
 
 from .attention import Mlp, layer_norm
-from .fusion import FusionContext, register_fusion
 from .rope import apply_rope
+
+if TYPE_CHECKING:   # fusion.py imports this module to register its factories (no import cycle)
+    from .fusion import FusionContext
 
 __all__ = [
     "CrossAttention", "FullAttention", "CrossDiTBlockAdaLN", "RSMMABridge", "FrameLocalCrossAttention",
-    "rs_mma_attention", "rs_mma_windows", "attend",
+    "rs_mma_attention", "rs_mma_windows", "attend", "make_dca", "make_rs_mma", "make_frame_local_ca",
 ]
 
 DCAFlag = Literal["bicross", "a2v", "v2a", "full_attn", "add"]
@@ -231,14 +236,13 @@ class DCAFusion(CrossDiTBlockAdaLN):
     ``ctx.t_v`` / ``ctx.t_a`` (required), RoPE angles from ``ctx.angles_v`` / ``ctx.angles_a``."""
 
     def forward(self, xv: torch.Tensor, xa: torch.Tensor,  # type: ignore[override]
-                ctx: Optional[FusionContext] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                ctx: Optional["FusionContext"] = None) -> tuple[torch.Tensor, torch.Tensor]:
         if ctx is None or ctx.t_v is None or ctx.t_a is None:
             raise ValueError("the dca bridge is adaLN-modulated: pass FusionContext(t_v=..., t_a=...) timestep embeddings")
         return super().forward(xv, xa, ctx.t_v, ctx.t_a, ctx.angles_v, ctx.angles_a)
 
 
-@register_fusion("dca")
-def _dca(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
+def make_dca(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
     """Options: ``flag`` (bicross | a2v | v2a | full_attn | add), ``num_qk_channels``,
     ``num_v_channels``, ``t_emb_dim_1`` / ``t_emb_dim_2`` (default: the stream widths),
     ``mlp_ratio``, ``full_attn_scale``."""
@@ -339,7 +343,7 @@ class RSMMABridge(nn.Module):
             return 0
         return int(torch.randint(0, hi + 1, (1,), generator=self.generator).item())
 
-    def forward(self, xv: torch.Tensor, xa: torch.Tensor, ctx: Optional[FusionContext] = None,
+    def forward(self, xv: torch.Tensor, xa: torch.Tensor, ctx: Optional["FusionContext"] = None,
                 shift: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
         if ctx is None or ctx.grid_v is None:
             raise ValueError("the rs_mma bridge needs the video token grid: FusionContext(grid_v=(T, S))")
@@ -354,8 +358,7 @@ class RSMMABridge(nn.Module):
         return xv + self.video_proj_out(ov), xa + self.audio_proj_out(oa)
 
 
-@register_fusion("rs_mma")
-def _rs_mma(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
+def make_rs_mma(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
     """Options: ``window`` (frames, default 1), ``window_shift`` (default True), ``inner_dim``."""
     return RSMMABridge(video_dim, audio_dim, num_heads, **opts)  # type: ignore[arg-type]
 
@@ -384,7 +387,7 @@ class FrameLocalCrossAttention(nn.Module):
             nn.init.zeros_(self.o.bias)
 
     def forward(self, xv: torch.Tensor, xa: torch.Tensor,
-                ctx: Optional[FusionContext] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                ctx: Optional["FusionContext"] = None) -> tuple[torch.Tensor, torch.Tensor]:
         if ctx is None or ctx.grid_v is None:
             raise ValueError("the frame_local_ca bridge needs the video token grid: FusionContext(grid_v=(T, S))")
         frames, s_tok = int(ctx.grid_v[0]), int(ctx.grid_v[1])
@@ -401,6 +404,6 @@ class FrameLocalCrossAttention(nn.Module):
         return xv + self.o(out), xa
 
 
-@register_fusion("frame_local_ca")
-def _frame_local_ca(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
+def make_frame_local_ca(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.Module:
+    """No options."""
     return FrameLocalCrossAttention(video_dim, audio_dim, num_heads)

@@ -348,6 +348,10 @@ def _none(video_dim: int, audio_dim: int, num_heads: int, **opts: object) -> nn.
     return NoFusion()
 
 
-# The bridge fusions of reference generators II (dca, rs_mma, frame_local_ca) live in their own
-# module and register themselves here; importing it last keeps FUSIONS complete on first use.
-from . import bridges as _bridges  # noqa: E402,F401
+# The bridge fusions of reference generators II live in their own module (which never imports this
+# one); they are registered here so FUSIONS is complete on first use.
+from .bridges import make_dca, make_frame_local_ca, make_rs_mma  # noqa: E402
+
+register_fusion("dca")(make_dca)
+register_fusion("rs_mma")(make_rs_mma)
+register_fusion("frame_local_ca")(make_frame_local_ca)
