@@ -26,21 +26,21 @@ def _offline_env() -> None:
 
 # ---------------------------------------------------------------------------------------------
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from javisbench.config import EvalConfig
-    from javisbench.evaluate import evaluate
+    from javisbench.api import evaluate
     from javisbench.report import overall_table
 
     meta = parse_model_meta(a.model_meta)
-    cfg = EvalConfig(
-        samples_dir=Path(a.samples_dir) if a.samples_dir else None, bench=Path(a.bench), out=Path(a.out),
-        protocol=a.protocol, metrics=a.metrics, device=a.device, weights_dir=a.weights_dir, cache_dir=a.cache_dir,
+    cfg = dict(
+        protocol=a.protocol, weights_dir=a.weights_dir, cache_dir=a.cache_dir,
         batch_size=a.batch_size, workers=a.workers, reference=a.reference, reference_dir=a.reference_dir,
         model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy, where=a.where,
         subset=a.subset, subset_seed=a.subset_seed,
-        per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, progress=not a.quiet,
-        force=a.force,
+        per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, force=a.force,
     )
-    results = evaluate(cfg)
+    results = evaluate(a.samples_dir, bench=a.bench, metrics=a.metrics, device=a.device, out=a.out,
+                       progress="none" if a.quiet else a.progress, **cfg).data
+    if "overall" not in results:     # a torchrun rank other than 0: its shard is in the store, rank 0 reports
+        return 0
     print(overall_table(results))
     return _finish_evaluate(a, cfg, results)
 
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-per-sample", action="store_true")
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--progress", choices=["auto", "bar", "plain", "none"], default="auto",
+                   help="per-stage progress: tqdm bars with rate and ETA on a terminal (auto), plain lines (logs, CI), none")
     e.add_argument("--strict", action="store_true", help="any warning (short decode, unusual audio, extra files, "
                    "unofficial weights) makes the exit code 3, like a failure")
     e.add_argument("--allow-failures", action="store_true", help="exit 0 even when samples failed or metrics were "

@@ -34,5 +34,5 @@ class EvalConfig:
     per_sample: bool = True
     export_official: Path | None = None
     seed: int | None = None               # overrides the protocol's seed when given
+    progress: bool | str = True           # auto | bar | plain | none (True: auto, False: none)
     force: bool = False                   # replace an existing --out / --export-official that is not ours
-    progress: bool = True

@@ -38,8 +38,39 @@ EncoderSpec = "type[Encoder] | Encoder"
 
 
 def _log(cfg: EvalConfig, msg: str) -> None:
-    if cfg.progress:
-        print(msg, file=sys.stderr, flush=True)
+    from javisbench.progress import note
+
+    note(cfg.progress, msg)
+
+
+#: Python module (top-level name) -> what installs it; encoder-specific extras below
+_INSTALL: dict[str, str] = {
+    "imagebind": "pip install --no-deps imagebind-unofficial   (ImageBind's model classes, without their declared "
+                 "dependencies)",
+    "open_clip": "pip install 'javisbench[clip]'",
+    "torch": "pip install 'javisbench[torch]'", "torchvision": "pip install 'javisbench[torch]'",
+    "av": "pip install 'javisbench[media]'", "cv2": "pip install 'javisbench[media]'",
+    "librosa": "pip install 'javisbench[media]'", "soundfile": "pip install 'javisbench[media]'",
+    "resampy": "pip install 'javisbench[media]'", "PIL": "pip install 'javisbench[media]'",
+}
+_ENCODER_EXTRA: dict[str, str] = {"clip": "clip", "clap": "clap", "videoreward": "videoreward",
+                                  "imagebind": "imagebind", "imagebind-avh": "imagebind", "audiobox": "clap"}
+
+
+def missing_dependency(enc_id: str, e: ImportError) -> str:
+    """The skip reason of an encoder whose optional Python dependency is not installed, with the
+    command that installs it.
+
+    Example:
+        >>> missing_dependency("clap", ModuleNotFoundError("No module named 'transformers'", name="transformers"))
+        "skipped: encoder 'clap' needs the Python package 'transformers', which is not installed: pip install 'javisbench[clap]'"
+    """
+    name = (getattr(e, "name", None) or str(e).split("'")[1 if "'" in str(e) else 0]).split(".")[0]
+    cmd = _INSTALL.get(name)
+    if cmd is None:
+        extra = _ENCODER_EXTRA.get(enc_id)
+        cmd = f"pip install 'javisbench[{extra}]'" if extra else f"pip install {name}"
+    return f"skipped: encoder {enc_id!r} needs the Python package {name!r}, which is not installed: {cmd}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +135,10 @@ def load_encoders(run: Run, injected: Mapping[str, Any] | None = None) -> tuple[
             continue
         try:
             cls = spec if spec is not None else encoder_class(enc_id)
-        except (KeyError, ImportError) as e:
+        except ImportError as e:
+            unusable[enc_id] = missing_dependency(enc_id, e)[len("skipped: "):]
+            continue
+        except KeyError as e:
             unusable[enc_id] = f"encoder {enc_id!r} unavailable: {e}"
             continue
         enc = cls(run.protocol, device=cfg.device, batch_size=cfg.batch_size)
@@ -171,10 +205,11 @@ def _store_notes(store: FeatureStore, run: Run, content_hash: str, notes: list[s
 
 
 def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
-            samples: tuple[SampleFiles, ...] | None = None) -> tuple[FeatureTable, RunLog]:
+            samples: tuple[SampleFiles, ...] | None = None, label: str = "samples") -> tuple[FeatureTable, RunLog]:
     """Features per sample id and encoder; fills the store with whatever is missing.
 
-    ``samples`` (default: the run's) are the files of the run's rows, e.g. the real clips.
+    ``samples`` (default: the run's) are the files of the run's rows, e.g. the real clips;
+    ``label`` names the stage in progress output.
     Encoders are loaded here, only when some sample needs them; one that fails to load skips
     its metrics.
     """
@@ -214,7 +249,7 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             for n in _stored_notes(store, run, h):
                 log.warn(row.sample_id, n)
     log.timing["hash_and_lookup_s"] = time.perf_counter() - t0
-    _log(cfg, f"[javisbench] {len(work)} of {len(run.manifest)} samples need features")
+    _log(cfg, f"[javisbench] {label}: {len(work)} of {len(run.manifest)} clips need features")
     if not work:
         log.timing["decode_s"] = 0.0
         log.timing["encode_s"] = {}
@@ -237,6 +272,11 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             for m in run.metrics:
                 if enc_id in m.encoders:
                     log.skip(m.key, f"skipped: {why}")
+            continue
+        except ImportError as e:    # an optional dependency is not installed: its metrics only
+            for m in run.metrics:
+                if enc_id in m.encoders:
+                    log.skip(m.key, missing_dependency(enc_id, e))
             continue
         loaded.append(enc_id)
         log.timing.setdefault("load_s", {})[enc_id] = time.perf_counter() - t
@@ -306,31 +346,43 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
                 continue
             try:
                 prepared[enc_id] = encoders[enc_id].prepare(clip, w.row.text, w.row.audio_text)
+            except ImportError as e:    # an optional dependency: the encoder's metrics are skipped
+                errors[f"missing:{enc_id}"] = missing_dependency(enc_id, e)
             except SampleError as e:
                 errors[f"prepare:{enc_id}"] = str(e)
             except Exception as e:  # noqa: BLE001
                 errors[f"prepare:{enc_id}"] = f"{type(e).__name__}: {e}"
         return w, prepared, errors, notes
 
+    from javisbench.progress import Progress
+
     t_dec = time.perf_counter()
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool, \
+            Progress(label, len(work), cfg.progress, unit="clip") as bar:
         for w, prepared, errors, notes in _ordered_prefetch(pool, decode_and_prepare, work, cfg.workers * 2):
             for stage, msg in errors.items():
+                if stage.startswith("missing:"):
+                    enc_id = stage.split(":", 1)[1]
+                    queues.pop(enc_id, None)
+                    for m in run.metrics:
+                        if enc_id in m.encoders:
+                            log.skip(m.key, msg)
+                    continue
                 log.fail(w.row.sample_id, stage, msg)
             for n in notes:
                 log.warn(w.row.sample_id, n)
             if not errors:
                 _store_notes(store, run, hashes[w.row.sample_id], notes)
             for enc_id, x in prepared.items():
+                if enc_id not in queues:
+                    continue
                 queues[enc_id].append((w.row.sample_id, keys[w.row.sample_id][enc_id], x))
                 if len(queues[enc_id]) >= encoders[enc_id].batch_size:
                     flush(enc_id)
-            done += 1
-            if cfg.progress and (done % 25 == 0 or done == len(work)):
-                _log(cfg, f"[javisbench] decoded {done}/{len(work)}")
+            bar.update()
     for enc_id in loaded:
-        flush(enc_id)
+        if enc_id in queues:
+            flush(enc_id)
     total = time.perf_counter() - t_dec
     log.timing["decode_prepare_s"] = total - sum(encode_s.values())
     log.timing["encode_s"] = encode_s
@@ -378,14 +430,19 @@ def real_run(run: Run) -> tuple[Run, tuple[SampleFiles, ...]]:
 
 
 def compute_reference_features(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
-                               wanted: list[tuple[str, str]]) -> tuple[dict[tuple[str, str], np.ndarray], RunLog]:
+                               wanted: list[tuple[str, str]], files: tuple[SampleFiles, ...] | None = None
+                               ) -> tuple[dict[tuple[str, str], np.ndarray], RunLog]:
     """Reference features of ``wanted`` (encoder, feature) from the real clips, through the same
-    extraction (and the same loaded encoders) as the generated clips."""
+    extraction (and the same loaded encoders) as the generated clips.
+
+    ``files``: the real clip of each of the run's rows (default: ``--reference-dir``'s).
+    """
     from javisbench.reference import features_from_table
 
-    real, files = real_run(run)
+    real, files = (replace(run, samples=files), files) if files is not None else real_run(run)
     needed = {e for e, _ in wanted}
-    feats, sub = extract(real, {k: v for k, v in encoders.items() if k in needed}, store, samples=files)
+    feats, sub = extract(real, {k: v for k, v in encoders.items() if k in needed}, store, samples=files,
+                         label="reference")
     log = RunLog(skipped=sub.skipped, timing={"reference_" + k: v for k, v in sub.timing.items()})
     for sid, stages in sub.failures.items():
         for stage, msg in stages.items():
@@ -399,8 +456,11 @@ def reference_features(run: Run, encoders: Mapping[str, Encoder], store: Feature
 
     ``--reference`` reads a cache; ``--reference-dir`` computes one from real clips; otherwise,
     under javisbench-official, a released ``<bench>-vanilla-max4s.pt`` found where the original
-    layout puts it (beside the CSV or in ``cache/fvd_fad/``) is used.  What was used is recorded
-    in the log's ``reference_info`` (path and sha256, or the folder), which the results carry.
+    layout puts it (beside the CSV or in ``cache/fvd_fad/``) is used; failing that, the features
+    are computed from the real clips the manifest's ``path`` / ``audio_path`` columns name (as the
+    original does without a cache), rows whose files are missing listed and left out of the
+    pairing.  What was used is recorded in the log's ``reference_info`` (path and sha256, the
+    folder, or the manifest columns and the missing rows), which the results carry.
     """
     from javisbench.reference import read_reference
     from javisbench.weights import sha256_of
@@ -431,8 +491,37 @@ def reference_features(run: Run, encoders: Mapping[str, Encoder], store: Feature
         log.reference_info = {"computed_from": str(Path(cfg.reference_dir).resolve()),
                               "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()}}
         return ref, None, log
-    return {}, ("no reference statistics: pass --reference <bench>-vanilla-max4s.pt (the released ground-truth "
-                "cache) or --reference-dir REAL_CLIPS (see `javisbench reference build`)"), log
+    hint = ("pass --reference <bench>-vanilla-max4s.pt (the released ground-truth cache) or --reference-dir "
+            "REAL_CLIPS (see `javisbench reference build`)")
+    if run.bench_def is None and "path" in run.manifest.columns:
+        return _reference_from_manifest(run, encoders, store, skipped, log, hint)
+    return {}, f"no reference statistics: {hint}", log
+
+
+def _reference_from_manifest(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
+                             skipped: Mapping[str, str], log: RunLog, hint: str
+                             ) -> tuple[dict[tuple[str, str], np.ndarray], str | None, RunLog]:
+    """Reference features from the real clips of the manifest's ``path`` / ``audio_path`` columns."""
+    from javisbench.manifest import manifest_real_samples
+
+    files = tuple(manifest_real_samples(run.manifest))
+    missing = [{"sample_id": f.sample_id, "problem": f.problem} for f in files if f.problem]
+    n_ok = len(files) - len(missing)
+    if n_ok == 0:
+        first = missing[0]["problem"] if missing else ""
+        return {}, (f"no reference statistics: none of the {len(files)} real clips named in the 'path' column of "
+                    f"{run.manifest.path} was found ({first}); {hint}"), log
+    _log(run.config, f"[javisbench] reference statistics: computed from the real clips in the 'path'/'audio_path' "
+                     f"columns of {run.manifest.path.name} ({n_ok} of {len(files)} found)")
+    for m in missing:
+        log.warn(m["sample_id"], f"reference clip missing, row left out of the set metrics: {m['problem']}")
+    ref, sub = compute_reference_features(run, encoders, store, _set_features(run, skipped), files=files)
+    log.merge(sub)
+    log.reference_info = {"computed_from": "manifest", "manifest": str(run.manifest.path.resolve()),
+                          "columns": [c for c in ("path", "audio_path") if c in run.manifest.columns],
+                          "n_found": n_ok, "missing": missing,
+                          "rows": {f"{e}:{n}": int(v.shape[0]) for (e, n), v in ref.items()}}
+    return ref, None, log
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,39 @@ def real_samples(manifest: Manifest, real_dir: str | Path) -> list[SampleFiles]:
         a_raw = r.raw.get("audio_path", "").strip()
         a = d / a_raw if a_raw and a_raw != v_raw else None
         out.append(_check_files(r.sample_id, d / v_raw, a, explicit_audio=a is not None))
+    return out
+
+
+def manifest_real_samples(manifest: Manifest) -> list[SampleFiles]:
+    """The real (ground-truth) clips the manifest's ``path`` / ``audio_path`` columns name, as the
+    original tool reads them when no feature cache is given (``audio_path`` absent or equal to
+    ``path``: the video's own audio track).
+
+    A relative path is taken relative to the manifest's folder, else to the working directory
+    (the original's convention).  A row whose file is missing carries its ``problem``.
+    """
+    if "path" not in manifest.columns:
+        raise ManifestError(f"{manifest.path}: no 'path' column: the manifest names no real clips")
+    base = manifest.path.parent
+
+    def find(raw: str) -> Path:
+        p = Path(raw).expanduser()
+        if p.is_absolute():
+            return p
+        return base / p if (base / p).exists() or not p.exists() else p
+
+    out = []
+    for r in manifest.rows:
+        v_raw = r.raw["path"].strip()
+        a_raw = r.raw.get("audio_path", "").strip()
+        if not v_raw:
+            out.append(SampleFiles(r.sample_id, base, None, f"line {r.line}: empty 'path' (no real clip for this row)"))
+            continue
+        a = find(a_raw) if a_raw and a_raw != v_raw else None
+        files = _check_files(r.sample_id, find(v_raw), a, explicit_audio=a is not None)
+        if files.problem:
+            files = replace(files, problem=f"line {r.line}: {files.problem.replace('named in pred_audio_path', 'named in audio_path')}")
+        out.append(files)
     return out
 
 

@@ -1,0 +1,100 @@
+"""Results as pandas tables: per-sample values (tidy) and breakdown cells.
+
+* :func:`samples_frame`: one row per (sample, metric): ``sample_id, metric, value`` plus one column
+  per taxonomy aspect holding the sample's category names (several joined with ``|``).
+* :func:`cells_frame`: one row per (aspect, category, metric) cell: ``value, ci_low, ci_high, n``
+  and the cell's flags; the overall cells come first under aspect ``overall``, category ``all``.
+
+Both read only the results dict (its ``labels`` block carries the categories), never the manifest.
+pandas is imported here, when a table is asked for.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+SAMPLE_COLUMNS = ("sample_id", "metric", "value")
+CELL_COLUMNS = ("aspect", "category", "metric", "value", "ci_low", "ci_high", "n", "n_failed", "flags")
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("tables need pandas, which is not installed: pip install 'javisbench[tables]'") from None
+    return pandas
+
+
+def category_names(results: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Aspect -> per-sample category keys (``|``-joined when a sample has several; the keys
+    ``per_category`` uses), in ``sample_ids`` order; empty without labels."""
+    block = results.get("labels") or {}
+    if not block:
+        return {}
+    names: dict[str, dict[int, str]] = {}
+    for aspect in block["taxonomy"].get("aspects", []):
+        names[aspect["key"]] = {i: c["key"] for i, c in enumerate(aspect.get("categories", []))}
+    out: dict[str, list[str]] = {}
+    for aspect, per_sample in block["categories"].items():
+        lookup = names.get(aspect, {})
+        out[aspect] = ["|".join(lookup.get(int(i), str(i)) for i in idx) for idx in per_sample]
+    return out
+
+
+def samples_frame(results: Mapping[str, Any], labels: bool = True) -> "pd.DataFrame":
+    """Tidy per-sample values: ``len(sample_ids) * n_per_sample_metrics`` rows.
+
+    Columns: ``sample_id``, ``metric``, ``value`` (NaN where the sample failed), then one column per
+    aspect when ``labels`` and the results carry labels.  Rows are samples in ``sample_ids`` order,
+    metrics in the results' metric order within each sample.
+    """
+    pd = _pandas()
+    ids = list(results.get("sample_ids") or [])
+    per = results.get("per_sample") or {}
+    keys = [k for k, m in (results.get("metrics") or {}).items() if m.get("kind") == "sample"]
+    cats = category_names(results) if labels else {}
+    rows = []
+    for i, sid in enumerate(ids):
+        vals = per.get(sid, {})
+        for k in keys:
+            v = vals.get(k)
+            row: dict[str, Any] = {"sample_id": sid, "metric": k, "value": float("nan") if v is None else float(v)}
+            for aspect, names in cats.items():
+                row[aspect] = names[i]
+            rows.append(row)
+    cols = list(SAMPLE_COLUMNS) + list(cats)
+    df = pd.DataFrame(rows, columns=cols)
+    df["value"] = df["value"].astype("float64")
+    return df
+
+
+def _cell_row(aspect: str, category: str, key: str, cell: Mapping[str, Any]) -> dict[str, Any]:
+    def num(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    return {"aspect": aspect, "category": category, "metric": key, "value": num(cell.get("value")),
+            "ci_low": num(cell.get("ci_low")), "ci_high": num(cell.get("ci_high")),
+            "n": int(cell.get("n") or 0), "n_failed": int(cell.get("n_failed") or 0),
+            "flags": ",".join(cell.get("flags") or [])}
+
+
+def cells_frame(results: Mapping[str, Any], overall: bool = True) -> "pd.DataFrame":
+    """Breakdown cells: one row per (aspect, category, metric); ``overall`` adds the overall cells
+    (aspect ``overall``, category ``all``) first.  Columns: :data:`CELL_COLUMNS`."""
+    pd = _pandas()
+    rows = []
+    if overall:
+        for key, cell in (results.get("overall") or {}).items():
+            rows.append(_cell_row("overall", "all", key, cell))
+    for aspect, cats in (results.get("per_category") or {}).items():
+        for cat, metrics in cats.items():
+            for key, cell in metrics.items():
+                rows.append(_cell_row(aspect, cat, key, cell))
+    df = pd.DataFrame(rows, columns=list(CELL_COLUMNS))
+    for c in ("value", "ci_low", "ci_high"):
+        df[c] = df[c].astype("float64")
+    for c in ("n", "n_failed"):
+        df[c] = df[c].astype("int64")
+    return df
