@@ -143,3 +143,13 @@ def test_cli_train_generate_evaluate(family: str, bench, tmp_path) -> None:
                  "--out", str(tmp_path / "r.json"), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["overall"]["av_align"]["n"] == 2
+
+
+def test_oracle_upper_bound_skips_stage1() -> None:
+    """V2A fed ground-truth video: the output video is the given one, stage 1 never runs."""
+    m = _cascade(T2VThenV2A)
+    gt = torch.rand(2, 4, 3, 16, 16)
+    out = m.generate(_req(condition={"video": gt}))
+    torch.testing.assert_close(out.video, gt, rtol=0, atol=1e-6)
+    assert out.extras["stage1"] == {"modality": "video", "given": True, "nfe": 0}
+    assert out.extras["nfe"] == out.extras["stage2"]["nfe"] == 4
