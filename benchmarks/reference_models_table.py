@@ -7,7 +7,7 @@ per step (forward + backward, counted by ``torch.utils.flop_counter``), seconds 
 (median over the run) and of one isolated step at batch 4 (``--speed-threads``), and the metrics.
 On a shared machine the timings move with its load; the JSON records the load average.
 
-    python benchmarks/reference_models_table.py                       # javisdit and javisdit++
+    python benchmarks/reference_models_table.py                       # all five families + the cascades
     python benchmarks/reference_models_table.py --families javisdit mm-diffusion --steps 300
 
 Writes ``benchmarks/results/reference_models_table.json`` (or ``--out``) and prints a Markdown table.
@@ -104,7 +104,8 @@ def evaluate(samples: Path, manifest: Path, out: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--families", nargs="*", default=["javisdit", "javisdit++"])
+    ap.add_argument("--families", nargs="*", default=["javisdit", "javisdit++", "bridgedit", "avfulldit", "mm-diffusion",
+                                                      "t2v-v2a", "t2a-a2v"])
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=4)
