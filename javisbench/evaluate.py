@@ -310,7 +310,9 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
                 if problem is not None:
                     raise ValueError(f"{enc_id} returned features that break its declared outputs: {problem}")
                 store.put(enc_id, key, out, float64=enc.float64_outputs)
-                feats[sid][enc_id] = out
+                # what a later (resumed, sharded) run reads back: the stored dtypes, bit for bit
+                feats[sid][enc_id] = {k: np.asarray(v, np.float64 if k in enc.float64_outputs else np.float32)
+                                      for k, v in out.items()}
             except ValueError as e2:
                 log.fail(sid, f"encode:{enc_id}", str(e2))
         encode_s[enc_id] += time.perf_counter() - t
@@ -633,12 +635,21 @@ def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict
 
     from javisbench.outputs import check_run_outputs, writing
 
+    from javisbench import distributed
+
     t0 = time.perf_counter()
+    dist = distributed.from_env()        # launched by torchrun: this process is one rank of several
+    if dist is not None:
+        cfg = replace(cfg, device=dist.device(cfg.device), progress=cfg.progress and dist.is_main)
     run, log = plan_run(cfg)
     check_run_outputs(run, force=cfg.force)      # before any model: nothing read is ever overwritten
     store = FeatureStore(cfg.cache_dir)
     encs, sub = load_encoders(run, encoders)
     log.merge(sub)
+    if dist is not None:
+        done = _extract_shard(run, dist, encs, store, log)
+        if not dist.is_main:
+            return done
     feats, sub = extract(run, encs, store)
     log.merge(sub)
     t1 = time.perf_counter()
@@ -662,6 +673,24 @@ def evaluate(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> dict
         with writing("--export-official", cfg.export_official):
             write_json(export_official(results), cfg.export_official)
     return results
+
+
+def _extract_shard(run: Run, dist: Any, encs: Mapping[str, Encoder], store: FeatureStore, log: RunLog) -> dict[str, Any]:
+    """One rank's part of a torchrun launch: the features of its rows (and of their real clips)
+    into the shared store, then a barrier.  Rank 0 goes on to read everything back; the others
+    return ``{"rank", "world", "rows"}`` (no results: rank 0 writes them)."""
+    from javisbench import distributed
+
+    distributed.init(dist, run.config.device)
+    rows = dist.shard(range(len(run.manifest.rows)))
+    mine = replace(run, manifest=replace(run.manifest, rows=tuple(run.manifest.rows[i] for i in rows)),
+                   samples=tuple(run.samples[i] for i in rows), labels=None)
+    extract(mine, encs, store)
+    if any(m.kind == "set" and m.key not in log.skipped for m in run.metrics):
+        reference_features(mine, encs, store, log.skipped)
+    distributed.barrier(dist)
+    distributed.finish(dist)
+    return {"rank": dist.rank, "world": dist.world, "rows": len(rows)}
 
 
 def build_reference(cfg: EvalConfig, encoders: Mapping[str, Any] | None = None) -> tuple[
