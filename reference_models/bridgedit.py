@@ -34,6 +34,8 @@ Paper-vs-code options (spec §5), each defaulting to the code:
   ``bridge_rope_inference``: ``"same"`` | ``"seconds"`` (the released wrapper's train/test switch) |
   ``"index"`` | ``"none"``.
 * ``cfg_video`` 6.0 (paper and config) / ``cfg_audio`` 7.0 (config only).
+* ``bridge_init``: ``"identity"`` (training code: zero o-projections and MLP outputs) |
+  ``"zero_adaln"`` (inference wrapper: zero adaLN modulation); both start each bridge as the identity.
 * ``bridge`` (fusion ablation, any :data:`~reference_models.blocks.fusion.FUSIONS` name; ``dca`` by
   default) with ``dca_flag`` ``bicross`` (default) | ``a2v`` | ``v2a`` | ``full_attn`` | ``add`` (the
   original's ``fusion_type`` values; ``full_attn_scale`` keeps its double scaling by default).
@@ -102,6 +104,7 @@ class BridgeDiTConfig:
     bridge: str = "dca"
     dca_flag: Literal["bicross", "a2v", "v2a", "full_attn", "add"] = "bicross"
     full_attn_scale: Literal["original", "fixed"] = "original"
+    bridge_init: Literal["identity", "zero_adaln"] = "identity"
     video_bridge_points: tuple[int, ...] = (1, 3)
     audio_bridge_points: tuple[int, ...] = (1, 3)
     bridge_heads: int = 4
@@ -295,7 +298,8 @@ class BridgeDiT(Generator):
                                         in_dim=cfg.audio_in_dim, **tower)
         opts: dict[str, Any] = {}
         if cfg.bridge == "dca":
-            opts = dict(flag=cfg.dca_flag, num_qk_channels=cfg.bridge_qk_channels, full_attn_scale=cfg.full_attn_scale)
+            opts = dict(flag=cfg.dca_flag, num_qk_channels=cfg.bridge_qk_channels, full_attn_scale=cfg.full_attn_scale,
+                        init=cfg.bridge_init)
         elif cfg.bridge == "rs_mma":
             opts = dict(window=cfg.rs_mma_window)
         self.dual_dit_blocks = nn.ModuleList([build_fusion(cfg.bridge, cfg.dim_video, cfg.dim_audio, cfg.bridge_heads, **opts)

@@ -24,8 +24,9 @@ The factories (:func:`make_dca`, :func:`make_rs_mma`, :func:`make_frame_local_ca
   applies its default 1/√d again (``full_attn_scale="original"``: softmax(q·kᵀ/d));
   ``"fixed"`` uses 1/√d once.
 
-  Initialisation (the training code's ``init_weight``): Xavier q/k/v, zero o-projections and
-  zero ``mlp.fc2``, so each bridge starts as the identity.
+  Initialisation (``init``): ``"identity"`` is the training code's ``init_weight`` (Xavier q/k/v,
+  zero o-projections and zero ``mlp.fc2``); ``"zero_adaln"`` the inference wrapper's (zero adaLN
+  modulation, hence zero gates); either way each bridge starts as the identity.
 
 * ``rs_mma`` — MM-Diffusion's random-shift windowed cross-modal attention on token grids: video
   tokens frame-major ``(B, T·S, C)``, audio tokens time-major ``(B, R·M, C)``; video frame ``f``
@@ -177,7 +178,8 @@ class CrossDiTBlockAdaLN(nn.Module):
     def __init__(self, num_input_channels_1: int, num_input_channels_2: int, num_qk_channels: Optional[int] = None,
                  num_v_channels: Optional[int] = None, num_heads: int = 4, t_emb_dim_1: Optional[int] = None,
                  t_emb_dim_2: Optional[int] = None, flag: DCAFlag = "bicross", mlp_ratio: float = 4.0,
-                 full_attn_scale: Literal["original", "fixed"] = "original", init: Literal["identity", "none"] = "identity") -> None:
+                 full_attn_scale: Literal["original", "fixed"] = "original",
+                 init: Literal["identity", "zero_adaln", "none"] = "identity") -> None:
         super().__init__()
         c1, c2 = num_input_channels_1, num_input_channels_2
         e1, e2 = t_emb_dim_1 or c1, t_emb_dim_2 or c2
@@ -201,12 +203,18 @@ class CrossDiTBlockAdaLN(nn.Module):
         self.mlp_2 = Mlp(c2, int(c2 * mlp_ratio))
         self.adaln_modulation_1 = nn.Sequential(nn.SiLU(), nn.Linear(e1, n_mod * c1))
         self.adaln_modulation_2 = nn.Sequential(nn.SiLU(), nn.Linear(e2, n_mod * c2))
+        if init not in ("identity", "zero_adaln", "none"):
+            raise ValueError(f"bridge init {init!r} unknown; expected identity, zero_adaln or none")
         if init == "identity" and not any(p.is_meta for p in self.parameters()):
             if flag != "add":
                 self.attn.init_identity()  # type: ignore[operator]
             for mlp in (self.mlp_1, self.mlp_2):
                 nn.init.zeros_(mlp.fc2.weight)
                 nn.init.zeros_(mlp.fc2.bias)
+        elif init == "zero_adaln" and not any(p.is_meta for p in self.parameters()):
+            for mod in (self.adaln_modulation_1[1], self.adaln_modulation_2[1]):   # gates 0: identity
+                nn.init.zeros_(mod.weight)
+                nn.init.zeros_(mod.bias)
 
     def forward(self, sample_1: torch.Tensor, sample_2: torch.Tensor, emb_1: torch.Tensor, emb_2: torch.Tensor,
                 angles_1: Optional[torch.Tensor] = None,

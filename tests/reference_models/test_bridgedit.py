@@ -376,3 +376,18 @@ def test_bridge_rope_modes_differ() -> None:
     # seconds: video latent frame k at k*0.25 s, audio step k at k*0.125 s (first frequency: angle = time)
     assert pv[:, 0].tolist() == [0, 0, 0, 0, 0.25, 0.25, 0.25, 0.25]
     assert pa[::4, 0].tolist() == [0, 0.125, 0.25, 0.375]
+
+
+def test_bridge_init_options_start_as_identity() -> None:
+    for init in ("identity", "zero_adaln"):
+        torch.manual_seed(0)
+        blk = CrossDiTBlockAdaLN(16, 12, 16, 16, 2, flag="bicross", init=init)
+        x1, x2 = torch.randn(2, 5, 16), torch.randn(2, 3, 12)
+        o1, o2 = blk(x1, x2, torch.randn(2, 16), torch.randn(2, 12))
+        assert torch.equal(o1, x1) and torch.equal(o2, x2)
+    z = CrossDiTBlockAdaLN(16, 12, 16, 16, 2, init="zero_adaln")
+    assert z.attn.o_proj_1.weight.abs().max() > 0 and z.adaln_modulation_1[1].weight.abs().max() == 0
+    with pytest.raises(ValueError, match="bridge init"):
+        CrossDiTBlockAdaLN(16, 12, 16, 16, 2, init="zeros")
+    m = _small(bridge_init="zero_adaln")
+    assert m.dual_dit_blocks[0].adaln_modulation_2[1].weight.abs().max() == 0
