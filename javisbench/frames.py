@@ -10,6 +10,7 @@ pandas is imported here, when a table is asked for.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,3 +99,57 @@ def cells_frame(results: Mapping[str, Any], overall: bool = True) -> "pd.DataFra
     for c in ("n", "n_failed"):
         df[c] = df[c].astype("int64")
     return df
+
+
+EXPORT_FORMATS = ("csv", "parquet", "xlsx")
+
+
+def export(results: Mapping[str, Any], fmt: str, out_dir: "str | os.PathLike[str]", stem: str = "results") -> list[Any]:
+    """Write the per-sample and per-cell tables of a results dict into ``out_dir``.
+
+    ``csv`` / ``parquet``: ``{stem}_samples.{ext}`` and ``{stem}_cells.{ext}``; ``xlsx``: one
+    workbook ``{stem}.xlsx`` with sheets ``samples`` and ``cells``.  Each file is written
+    atomically.  Returns the paths written.
+
+    Raises:
+        ValueError: an unknown format, or a format whose writer package is not installed
+            (the message names the package and the install command).
+    """
+    from pathlib import Path
+
+    from javisbench.files import atomic_open
+
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"--format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
+    need = {"parquet": ("pyarrow", "pip install pyarrow"), "xlsx": ("openpyxl", "pip install 'javisbench[tables]'")}
+    if fmt in need:
+        import importlib.util
+
+        pkg, cmd = need[fmt]
+        if importlib.util.find_spec(pkg) is None:
+            raise ValueError(f"--format {fmt} needs the Python package {pkg!r}, which is not installed: {cmd} "
+                             "(or use --format csv)")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: expected a folder, got a file")
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {"samples": samples_frame(results), "cells": cells_frame(results)}
+    written = []
+    if fmt == "xlsx":
+        pd = _pandas()
+        dest = out / f"{stem}.xlsx"
+        with atomic_open(dest, "wb", suffix=".xlsx") as f:
+            with pd.ExcelWriter(f, engine="openpyxl") as xw:
+                for name, df in tables.items():
+                    df.to_excel(xw, sheet_name=name, index=False)
+        return [dest]
+    for name, df in tables.items():
+        dest = out / f"{stem}_{name}.{fmt}"
+        if fmt == "csv":
+            with atomic_open(dest, "w", suffix=".csv") as f:
+                df.to_csv(f, index=False, lineterminator="\n")
+        else:
+            with atomic_open(dest, "wb", suffix=".parquet") as f:
+                df.to_parquet(f, index=False)
+        written.append(dest)
+    return written
