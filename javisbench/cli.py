@@ -356,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
     from javisbench.cli_generators import register as _reg_gen
     _reg_gen(sub)
+    from javisbench.cli_tables import register as _reg_tables
+    _reg_tables(sub)
     _add_debug(p, top=True)
     return p
 
