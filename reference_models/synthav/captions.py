@@ -13,8 +13,9 @@ _NOUN = {"disc": "ball", "square": "block", "triangle": "cone", "star": "star", 
          "car": "car", "gear": "gear", "piston": "piston", "bell": "bell"}
 _FIELD = {"natural": "rain", "urban": "snow", "living": "dust", "industrial": "sparks", "virtual": "glowing particles"}
 _FIELD_PLURAL = {"sparks", "glowing particles"}
-_VERB = {"impact": "bounces", "note": "hops", "call": "opens its beak", "spin": "spins", "talk": "moves its mouth"}
+_VERB = {"impact": "bounces", "note": "hops", "pulse": "swells and glows", "call": "opens its beak", "spin": "spins", "talk": "moves its mouth"}
 _SOUND = {"impact": ("a sharp knock", "sharp knocks"), "note": ("a bright note", "bright notes"),
+          "pulse": ("a pulsing tone", "pulsing tones"),
           "call": ("a chirp", "chirps"), "spin": ("a whirring hum", "whirring hums"),
           "talk": ("a babbling voice", "babbling voices"), "ambient": ("a gust of noise", "gusts of noise")}
 _BED = {"rain": "faint rain", "traffic": "distant traffic", "room": "quiet room tone", "machine": "a low machine drone",

@@ -174,6 +174,9 @@ def render_video(scene: Scene, mute_visual: frozenset[int] | set[int] = frozense
                     sx, sy = 1.3, 0.7
             elif s.kind == "note" and a is not None:
                 y -= 0.05
+            elif s.kind == "pulse" and a is not None:       # size follows the sound's swell
+                grow = 1.0 + 0.35 * (0.55 + 0.45 * math.cos(2 * math.pi * 3.0 * (t - a.t_visual)))
+                sx, sy = grow, grow
             elif s.kind == "spin":
                 on = [e for e in scene.events if e.source == si and e.t_visual is not None and e.t_visual <= t]
                 spun = sum(min(t, e.t_visual + e.duration) - e.t_visual for e in on)

@@ -39,7 +39,7 @@ BANDS: dict[str, tuple[float, float, float]] = {
 }
 #: event kinds: audible/visible length in seconds (min, max) when single, and whether they are short hits
 KINDS: dict[str, tuple[float, float, bool]] = {
-    "impact": (0.25, 0.25, True), "note": (0.3, 0.45, True), "call": (0.25, 0.35, True),
+    "impact": (0.25, 0.25, True), "note": (0.3, 0.45, True), "call": (0.25, 0.35, True), "pulse": (0.5, 0.8, False),
     "spin": (0.7, 1.1, False), "talk": (0.7, 1.1, False), "ambient": (0.8, 1.1, False),
 }
 SCENARIO_SECONDARY = {"natural": "call", "urban": "impact", "living": "note", "industrial": "spin", "virtual": "note"}
@@ -66,7 +66,7 @@ class Labels:
 
 @dataclass
 class Source:
-    kind: str                 # impact | note | call | spin | talk | ambient | silent
+    kind: str                 # impact | note | pulse | call | spin | talk | ambient | silent
     shape: str                # disc, square, triangle, star, face, bird, car, gear, piston, bell, field
     colour: str
     band: str                 # low | mid | high
@@ -146,6 +146,35 @@ def stratified_labels(n: int, seed: int) -> list[Labels]:
 
 
 # ---------------------------------------------------------------------------------------------
+# pitch from height (the ``pulse`` kind)
+# ---------------------------------------------------------------------------------------------
+PULSE_F_LO = 200.0
+PULSE_OCTAVES = 3.0
+
+
+def _slaney_mel(f: np.ndarray) -> np.ndarray:
+    """Hz -> Slaney mel (the scale of ``reference_models.blocks.melwave``; numpy only)."""
+    f = np.asarray(f, np.float64)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (math.log(6.4) / 27.0), f * 3.0 / 200.0)
+
+
+def _slaney_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((math.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
+
+
+#: centre frequencies of the 64 Slaney mel bins over 0–8 kHz (the suite's log-mel)
+MEL_CENTRES = _slaney_hz(np.linspace(_slaney_mel(0.0), _slaney_mel(8000.0), 66))[1:-1]
+
+
+def pitch_from_height(y: float) -> float:
+    """``f = f_lo · 2^{octaves·(1 − y)}`` (y: centre height as a fraction of the frame, 0 = top),
+    quantised to the nearest mel-bin centre so the pitch survives the mel round trip."""
+    f = PULSE_F_LO * 2.0 ** (PULSE_OCTAVES * (1.0 - y))
+    return float(MEL_CENTRES[int(np.argmin(np.abs(MEL_CENTRES - f)))])
+
+
+# ---------------------------------------------------------------------------------------------
 # scene construction
 # ---------------------------------------------------------------------------------------------
 _SCENARIO_WORDS = {
@@ -161,6 +190,8 @@ def _shape_for(kind: str, scenario: str, rng: np.random.Generator) -> str:
         return "piston" if scenario == "industrial" else str(rng.choice(["disc", "square"]))
     if kind == "note":
         return {"virtual": "star", "living": "bell"}.get(scenario, str(rng.choice(["bell", "triangle", "star"])))
+    if kind == "pulse":
+        return str(rng.choice(["disc", "star"]))
     if kind == "spin":
         return "gear"
     if kind == "call":
@@ -180,7 +211,7 @@ def _primary_kind(sound_type: str, scenario: str, rng: np.random.Generator) -> s
     if sound_type == "mechanical":
         return "spin" if (scenario == "industrial" and rng.random() < 0.5) or rng.random() < 0.25 else "impact"
     if sound_type == "musical":
-        return "note"
+        return "pulse" if rng.random() < 0.35 else "note"
     return "talk"
 
 
@@ -233,9 +264,10 @@ def build_scene(labels: Labels, seed: int, knobs: SyncKnobs | None = None, durat
                           float(rng.uniform(lo, hi)), sounding)
         xs = (0.5,) if n_sub == 1 else (0.25, 0.75) if n_sub == 2 else (0.2, 0.5, 0.8)
         x = xs[(i if slot is None else slot) % len(xs)] + float(rng.uniform(-0.05, 0.05))
-        return Source(k if sounding else "silent", shape, colours[i % len(colours)], band, visible, x,
-                      yc + float(rng.uniform(-0.03, 0.03)), float(rng.uniform(0.11, 0.15)),
-                      float(rng.uniform(-0.04, 0.04)), float(rng.uniform(lo, hi)), sounding)
+        y = yc + float(rng.uniform(-0.03, 0.03))
+        freq = pitch_from_height(y) if k == "pulse" else float(rng.uniform(lo, hi))
+        return Source(k if sounding else "silent", shape, colours[i % len(colours)], band, visible, x, y,
+                      float(rng.uniform(0.11, 0.15)), float(rng.uniform(-0.04, 0.04)), freq, sounding)
 
     sources: list[Source] = []
     if spatial == "off_screen_sound":

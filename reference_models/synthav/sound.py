@@ -4,7 +4,8 @@ Each event's sound occupies exactly ``[audio_onset_sample, audio_onset_sample + 
 it starts from silence with a 3 ms linear attack whose first sample is already non-zero and ends
 with a 10 ms fade-out, so the stored onset sample is the first sample the event changes.
 Sounds by kind: impact = noise burst + damped modal sinusoid; note = 3-harmonic tone with ADSR on
-a pentatonic step above the source's frequency; call = decaying FM chirp; spin = harmonic hum with
+a pentatonic step above the source's frequency; pulse = a tone and its fifth swelling at 3 Hz, its
+pitch set by the source's height; call = decaying FM chirp; spin = harmonic hum with
 amplitude modulation at the rotation rate; talk = glottal pulse train through two formant
 resonators with a 4 syllables/s envelope; ambient = band-passed noise gust.  Every draw is seeded
 by (scene seed, event index), so muting one event leaves the others' samples unchanged.
@@ -50,6 +51,9 @@ def event_sound(kind: str, n: int, freq: float, sr: int, rng: np.random.Generato
         f0 = freq * 2 ** (step / 12)
         adsr = np.minimum(1.0, 0.6 + 0.4 * np.exp(-t / 0.06))
         x = 0.45 * adsr * sum(a * np.sin(2 * np.pi * k * f0 * t + PHASE) for k, a in ((1, 1.0), (2, 0.5), (3, 0.25)))
+    elif kind == "pulse":
+        env = 0.55 + 0.45 * np.cos(2 * np.pi * 3.0 * t)          # swells three times a second
+        x = 0.45 * env * (np.sin(2 * np.pi * freq * t + PHASE) + 0.3 * np.sin(2 * np.pi * 1.5 * freq * t + PHASE))
     elif kind == "call":
         sweep = freq * (1.0 + 0.6 * t / max(t[-1], 1e-9))
         ph = 2 * np.pi * np.cumsum(sweep * (1 + 0.15 * np.sin(2 * np.pi * 30 * t))) / sr

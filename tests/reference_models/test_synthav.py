@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reference_models.blocks.text import WordTokenizer
 from reference_models.synthav import (ASPECTS, N_CATEGORIES, SyncKnobs, bench_clips, build_scene, make_bench,
                                       stratified_labels)
 from reference_models.synthav.render import render_video
@@ -70,14 +71,12 @@ def test_64_clips_cover_all_19_categories(clips: list) -> None:
 
 def test_labels_are_realised(clips: list) -> None:
     """Each label's meaning holds in the timeline (spec §3.3)."""
-    primary = {"ambient": "ambient", "biological": "call", "musical": "note", "speech": "talk"}
+    primary = {"ambient": ("ambient",), "biological": ("call",), "musical": ("note", "pulse"), "speech": ("talk",),
+               "mechanical": ("impact", "spin")}
     for c in clips:
         sc, k = c.scene, c.scene.labels.keys()
         evs = sc.events
-        if k["sound_type"] in primary:
-            assert sc.sources[0].kind == primary[k["sound_type"]]
-        else:
-            assert sc.sources[0].kind in ("impact", "spin")
+        assert sc.sources[0].kind in primary[k["sound_type"]]
         if k["temporal"] == "single_event":
             assert len(evs) == 1
         elif k["temporal"] == "sequential_events":
@@ -153,7 +152,8 @@ def test_visual_onsets_at_the_stored_frame(clips: list) -> None:
 
 
 def test_captions_keep_their_modality(clips: list) -> None:
-    sound_words = {"knock", "knocks", "note", "notes", "chirp", "chirps", "hum", "hums", "voice", "voices", "noise",
+    sound_words = {"knock", "knocks", "note", "notes", "chirp", "chirps", "hum", "hums", "voice", "voices", "noise", "tone",
+                   "tones",
                    "sound", "silently", "silent", "off-screen", "unseen"}
     from reference_models.synthav.scene import COLOURS
 
@@ -166,6 +166,8 @@ def test_captions_keep_their_modality(clips: list) -> None:
         assert not a & visual_words, c.audio_caption
         if c.scene.labels.keys()["spatial"] == "off_screen_sound":
             assert "off-screen" in c.caption
+        for cap in (c.caption, c.video_caption, c.audio_caption):     # fits the text encoder (start token + 63)
+            assert len(WordTokenizer.words(cap)) < 64, cap
     timed = bench_clips(3, seed=0, split="test", timed=True)
     assert all("at about" in c.caption for c in timed)
 
@@ -185,6 +187,32 @@ def test_sync_knobs_move_audio_exactly() -> None:
         assert all(not np.any(v) for k, v in stems.items() if k != "bed")
         phantom = build_scene(lab, 123, SyncKnobs(phantom_sound_p=1.0))
         assert sum(e.t_visual is None for e in phantom.events) >= 1
+
+
+def test_pulse_pitch_follows_height_on_mel_bin_centres() -> None:
+    """``pulse`` sources: f = 200·2^(3·(1 − y)) snapped to a centre of the suite's 64 mel bins
+    (the same centres the log-mel filterbank peaks at), higher on screen = higher pitch."""
+    from reference_models.blocks.melwave import mel_filterbank
+    from reference_models.synthav.scene import MEL_CENTRES, pitch_from_height
+
+    fb = mel_filterbank(n_fft=16000 * 2)                       # 0.5 Hz resolution: each peak at its centre
+    peaks = np.argmax(fb, axis=1) * 0.5
+    assert np.allclose(MEL_CENTRES, peaks, atol=0.5)
+    ys = np.linspace(0.1, 0.9, 9)
+    fs = [pitch_from_height(float(y)) for y in ys]
+    assert all(a >= b for a, b in zip(fs, fs[1:])) and fs[0] > 2 * fs[-1]
+    assert all(f in MEL_CENTRES for f in fs)
+    seen = 0
+    for lab in stratified_labels(40, seed=9):
+        if lab.keys()["sound_type"] != "musical":
+            continue
+        for seed in range(6):
+            sc = build_scene(lab, seed)
+            for s in sc.sources:
+                if s.kind == "pulse":
+                    assert s.freq == pitch_from_height(s.y)
+                    seen += 1
+    assert seen >= 3
 
 
 def test_stems_sum_to_the_mixture(clips: list) -> None:
