@@ -36,6 +36,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         model_name=a.model_name, model_meta=meta, limit=a.limit, taxonomy=a.taxonomy, where=a.where,
         subset=a.subset, subset_seed=a.subset_seed,
         per_sample=not a.no_per_sample, export_official=a.export_official, seed=a.seed, force=a.force,
+        precision=a.precision,
     )
     results = evaluate(a.samples_dir, bench=a.bench, metrics=a.metrics, device=a.device, out=a.out,
                        progress="none" if a.quiet else a.progress, **cfg).data
@@ -269,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--export-official", type=Path, default=None, help="also write the original tool's JSON layout")
     e.add_argument("--no-per-sample", action="store_true")
     e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="forward precision of the model encoders (javisbench-fixed; fp16 on CUDA only); "
+                   "javisbench-official keeps the original's. Recorded in the results' protocol values")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--progress", choices=["auto", "bar", "plain", "none"], default="auto",
                    help="per-stage progress: tqdm bars with rate and ETA on a terminal (auto), plain lines (logs, CI), none")
@@ -358,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     _reg_gen(sub)
     from javisbench.cli_tables import register as _reg_tables
     _reg_tables(sub)
+    from javisbench.meta_eval import register as _reg_meta
+    _reg_meta(sub)
     _add_debug(p, top=True)
     return p
 

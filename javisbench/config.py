@@ -34,5 +34,6 @@ class EvalConfig:
     per_sample: bool = True
     export_official: Path | None = None
     seed: int | None = None               # overrides the protocol's seed when given
+    precision: str | None = None          # fp32 | bf16 | fp16: overrides the protocol's (not under javisbench-official)
     progress: bool | str = True           # auto | bar | plain | none (True: auto, False: none)
     force: bool = False                   # replace an existing --out / --export-official that is not ours

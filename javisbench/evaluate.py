@@ -91,6 +91,34 @@ def check_device(device: str) -> None:
         raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_precision(precision: str, protocol_name: str, device: str) -> str:
+    """``--precision``, validated: a known value, never changed under javisbench-official (which keeps
+    the original's own choices), fp16 only on CUDA."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision != "fp32" and protocol_name == "javisbench-official":
+        raise ValueError(f"--precision {precision}: javisbench-official keeps the original's precision (fp32; CLIP fp16 "
+                         "and VideoReward bf16 on CUDA, as the original ran them); use --protocol javisbench-fixed")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise ValueError(f"--precision fp16 needs --device cuda (got {device}); on CPU use fp32 or bf16")
+    return precision
+
+
+def autocast(protocol: Any, device: str) -> Any:
+    """The autocast context of the protocol's precision on ``device`` (a no-op for fp32)."""
+    import contextlib
+
+    if getattr(protocol, "precision", "fp32") == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    dtype = torch.bfloat16 if protocol.precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
 def plan_run(cfg: EvalConfig) -> tuple[Run, RunLog]:
     """The run's inputs, validated before any model is loaded, and the samples already known bad."""
     check_device(cfg.device)
@@ -100,6 +128,8 @@ def plan_run(cfg: EvalConfig) -> tuple[Run, RunLog]:
     protocol = get_protocol(cfg.protocol or (bench_def.protocol if bench_def else "javisbench-official"))
     if cfg.seed is not None:
         protocol = protocol.replace(seed=int(cfg.seed))
+    if cfg.precision is not None:
+        protocol = protocol.replace(precision=check_precision(cfg.precision, protocol.name, cfg.device))
     tax, labels = load_labels(manifest, cfg.taxonomy)
     manifest, labels = select_rows(manifest, tax, labels, cfg.where, cfg.subset, cfg.subset_seed)
     samples = resolve_samples(manifest, None if bench_def else cfg.samples_dir)
@@ -265,6 +295,11 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         try:
             enc.load(run.weights_dir)
             enc.loaded = True
+        except ImportError as e:    # an optional dependency is not installed: its metrics only
+            for m in run.metrics:
+                if enc_id in m.encoders:
+                    log.skip(m.key, missing_dependency(enc_id, e))
+            continue
         except Exception as e:  # noqa: BLE001 - a weights file that cannot be used skips only its metrics
             why = str(e) if isinstance(e, (MissingWeightsError, BadWeightsError)) else (
                 f"encoder {enc_id!r} could not be loaded from {run.weights_dir}: {type(e).__name__}: "
@@ -272,11 +307,6 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             for m in run.metrics:
                 if enc_id in m.encoders:
                     log.skip(m.key, f"skipped: {why}")
-            continue
-        except ImportError as e:    # an optional dependency is not installed: its metrics only
-            for m in run.metrics:
-                if enc_id in m.encoders:
-                    log.skip(m.key, missing_dependency(enc_id, e))
             continue
         loaded.append(enc_id)
         log.timing.setdefault("load_s", {})[enc_id] = time.perf_counter() - t
@@ -293,14 +323,16 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
         t = time.perf_counter()
         results: list[tuple[tuple[str, str, Any], dict[str, np.ndarray]]] = []
         try:
-            outs = enc.encode([x for _, _, x in q])
+            with autocast(run.protocol, cfg.device):
+                outs = enc.encode([x for _, _, x in q])
             if len(outs) != len(q):
                 raise RuntimeError(f"{enc_id} returned {len(outs)} results for a batch of {len(q)}")
             results = list(zip(q, outs))
         except Exception:  # noqa: BLE001 - find the sample that breaks the batch, record it
             for item in q:
                 try:
-                    results.append((item, enc.encode([item[2]])[0]))
+                    with autocast(run.protocol, cfg.device):
+                        results.append((item, enc.encode([item[2]])[0]))
                 except Exception as e1:  # noqa: BLE001
                     log.fail(item[0], f"encode:{enc_id}", f"{type(e1).__name__}: {e1}")
         for (sid, key, _x), out in results:

@@ -80,6 +80,11 @@ class Protocol:
     cavp_failure_as_zero: bool = False   # the original's 0.0 is only written to the official export
     # ---- VideoReward -----------------------------------------------------------------------------
     videoreward_bf16_cuda: bool = True   # the original runs bf16 (+ flash-attention 2) on CUDA; fp32 on CPU
+    # ---- compute precision of the model encoders (part of their feature keys) --------------------
+    # fp32: as written.  bf16/fp16: their forward passes run under torch.autocast (javisbench-fixed
+    # on CUDA; bf16 also on CPU).  javisbench-official keeps what the original did instead
+    # (clip_fp16_cuda, videoreward_bf16_cuda) and refuses another value.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     # ---- statistics (never part of a feature key: changing them re-runs no model) --------------
     bootstrap: int = 1000                # resamples for per-sample metric CIs (mean of values)
     set_bootstrap: int = 100             # resamples for set-metric intervals (each one a full FD/MMD)

@@ -128,7 +128,9 @@ class Encoder(abc.ABC):
 
     def feature_protocol(self) -> dict[str, Any]:
         """The protocol values this encoder's features depend on (decode fields + its own)."""
-        return feature_protocol_values(self.protocol, type(self).protocol_fields)
+        # a model's forward precision changes its features; a weight-free encoder has none
+        extra = ("precision",) if type(self).weight_files else ()
+        return feature_protocol_values(self.protocol, tuple(type(self).protocol_fields) + extra)
 
     def feature_fingerprint(self) -> str:
         """Short hash of :meth:`feature_protocol`: the protocol part of this encoder's feature keys."""
