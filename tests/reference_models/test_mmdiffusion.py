@@ -300,3 +300,46 @@ def test_text_extension_uses_the_caption() -> None:
     out = m.training_step(_batch(), 0)
     out["loss"].backward()
     assert m.text_proj.weight.grad is not None
+
+
+def test_dpm_solver_follows_the_probability_flow_ode() -> None:
+    """Data x0 ~ N(mu, s^2): the exact eps(x_t, t) = sigma (x_t - alpha mu) / (alpha^2 s^2 + sigma^2) and the
+    probability-flow ODE maps x_T to mu + s (x_T - alpha_T mu) / sqrt(alpha_T^2 s^2 + sigma_T^2).
+    DPM-Solver++(2M) gets there with far fewer steps than DDIM (measured max errors: 20 steps 0.092
+    vs DDIM 0.271; 50 steps 0.0057 vs 0.110)."""
+    from reference_models.blocks.diffusion import DDPMSchedule, ddim_sample
+    from reference_models.mmdiffusion import dpm_solver_2m
+
+    sched = DDPMSchedule(1000, "linear")
+    mu, s = 0.3, 0.5
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = sched.alphas_cumprod[t.long()].to(x.dtype).reshape(-1, *[1] * (x.dim() - 1))
+        a, sig = ab.sqrt(), (1 - ab).sqrt()
+        return sig * (x - a * mu) / (a * a * s * s + sig * sig)
+
+    noise = torch.randn(4, 2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ab_t = sched.alphas_cumprod[-1]
+    exact = mu + s * (noise - ab_t.sqrt() * mu) / torch.sqrt(ab_t * s * s + (1 - ab_t))
+
+    def err(x: torch.Tensor) -> float:
+        return (x - exact).abs().max().item()
+
+    e20, d20 = err(dpm_solver_2m(eps_fn, noise.clone(), sched, 20)), err(ddim_sample(eps_fn, noise.clone(), sched, 20))
+    e50 = err(dpm_solver_2m(eps_fn, noise.clone(), sched, 50))
+    assert e20 < 0.15 and e20 < 0.5 * d20 and e50 < 0.01, (e20, d20, e50)
+    # dict states and NFE
+    calls = []
+    out = dpm_solver_2m(lambda x, t: (calls.append(1), {k: eps_fn(v, t) for k, v in x.items()})[1],
+                        {"video": noise[:, :10].clone(), "audio": noise[:, 10:20].clone()}, sched, 7)
+    assert set(out) == {"video", "audio"} and len(calls) == 7
+
+
+def test_generator_samplers() -> None:
+    torch.manual_seed(0)
+    m = _randomised(MMDiffusion(preset="small", **{**SMALL, "sampler": "dpm_solver"}))
+    out = m.generate(_request(5))
+    assert out.extras["sampler"] == "dpm_solver" and out.extras["nfe"] == 3
+    assert torch.isfinite(out.video).all() and torch.isfinite(out.audio).all()
+    with pytest.raises(ValueError, match="sampler 'euler' unknown"):
+        MMDiffusion(preset="small", **{**SMALL, "sampler": "euler"})
