@@ -2,8 +2,10 @@
 
 A re-implementation of researchmm/MM-Diffusion's ``mm_diffusion/multimodal_unet.py`` (the
 ``MultimodalUNet``), its DDPM training objective and its samplers, written for the suite.  Module and
-parameter names follow the original, so an original checkpoint (or the golden fill) loads with
-``load_state_dict`` unchanged: ``input_blocks.3.1.v_qkv.weight``, ``…video_in_layers.0.GroupNorm.weight``.
+parameter names follow the original, so an original checkpoint (or the golden fill) loads into
+:class:`MultimodalUNet` with ``load_state_dict`` unchanged: ``input_blocks.3.1.v_qkv.weight``,
+``…video_in_layers.0.GroupNorm.weight``; the generator :class:`MMDiffusion` holds it as ``unet``
+(checkpoint keys ``unet.<original key>``; the ``paper`` preset has the original's 1046 keys).
 
 Data path (shapes for the ``tiny`` preset, B = batch)::
 
