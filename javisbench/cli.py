@@ -19,9 +19,12 @@ EPILOG = """examples:
 
 def _offline_env() -> None:
     # hubs are never contacted at run time: a library that tries must fail fast, not retry for minutes
+    ours = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if k not in os.environ]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "disabled")
+    if ours:    # `weights download` lifts only these (javisbench.download)
+        os.environ.setdefault("JAVISBENCH_OFFLINE_DEFAULTS", ",".join(ours))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
 def cmd_weights(a: argparse.Namespace) -> int:
     from javisbench.weights_cli import run_weights
 
-    return run_weights(a.action, a.encoders, a.weights_dir)
+    return run_weights(a.action, a.encoders, a.weights_dir, progress=a.progress)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -301,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("action", choices=["list", "verify", "download", "path"])
     w.add_argument("encoders", nargs="*", help="encoder ids (default: all)")
     w.add_argument("--weights-dir", type=Path, default=None)
+    w.add_argument("--progress", choices=["auto", "bar", "plain", "none"], default="auto",
+                   help="download: progress bars on a terminal (auto), plain lines, or none")
     w.set_defaults(func=cmd_weights)
 
     d = sub.add_parser("demo", help="offline end-to-end run on synthetic clips and corrupted copies")

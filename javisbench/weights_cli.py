@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from javisbench.weights import WeightFile, check, download, resolve_weights_dir
+from javisbench.weights import WeightFile, check, resolve_weights_dir
 
 
 def catalog(encoders: list[str] | None = None) -> list[tuple[str, WeightFile]]:
@@ -28,7 +28,7 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def run_weights(action: str, encoders: list[str], weights_dir: Path | None) -> int:
+def run_weights(action: str, encoders: list[str], weights_dir: Path | None, progress: str = "auto") -> int:
     wdir = resolve_weights_dir(weights_dir)
     if action == "path":
         print(wdir)
@@ -47,15 +47,20 @@ def run_weights(action: str, encoders: list[str], weights_dir: Path | None) -> i
                 status = 1 if action == "verify" else status
             print(line)
         return status
-    # download
+    # download: Hub files and folders through huggingface_hub, the rest over HTTPS with resume
+    from javisbench.download import fetch
+    from javisbench.weights import sha256_of
+
     for enc, wf in rows:
         st = check(enc, wf, wdir)
         if st.status == "present":
             print(f"{enc}: {wf.name} already present")
             continue
         try:
-            p = download(enc, wf, wdir)
-            print(f"{enc}: downloaded {p}")
+            p = fetch(wf, wdir, progress=progress)
+            digest = sha256_of(p)
+            print(f"{enc}: downloaded {p}\n{'':<{len(enc) + 2}}sha256 {digest}"
+                  + (" (the official file's)" if wf.sha256 else " (recorded)"))
         except Exception as e:  # noqa: BLE001 - report every file, keep going
             print(f"{enc}: could not download {wf.name} from {wf.url}: {e}", file=sys.stderr)
             status = 1
