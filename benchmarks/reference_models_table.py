@@ -92,7 +92,7 @@ def write_noise_samples(manifest: Path, out: Path, seed: int, n_frames: int = 32
 def evaluate(samples: Path, manifest: Path, out: Path) -> dict[str, float]:
     """``javisbench evaluate`` with the weight-free metrics; returns ``{metric: value}``."""
     cmd = [sys.executable, "-m", "javisbench", "evaluate", str(samples), "--bench", str(manifest), "--out", str(out),
-           "--metrics", *METRICS, "--quiet"]
+           "--metrics", *METRICS, "--quiet", "--allow-failures"]   # silent audio has no lag: not a failure here
     subprocess.run(cmd, check=True, cwd=ROOT)
     res = json.loads(out.read_text())
     out = {}
