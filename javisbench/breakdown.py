@@ -6,6 +6,12 @@ call the same function on the category's rows.  Per-sample metrics are averaged;
 are recomputed on the rows (value by the protocol's own rule, bootstrap resamples by the
 metric's fast exact form, the interval moved onto the value).  Resample counts come from the
 protocol (``bootstrap`` for per-sample means, ``set_bootstrap`` for set metrics).
+
+Every cell says what its interval is (``interval``: ``"ci"`` for per-sample means, ``"spread"``
+for set metrics; see ``metrics.bootstrap``).  Set-metric cells also carry ``value_inf``, the
+metric extrapolated to an infinite set from the same rows (the suite's ``inf_fn``, e.g.
+FID_inf-style for FVD/FAD), and its ``reliable`` flag; ``value`` stays the protocol's number.
+Set-metric cells are memoised in the feature store, the size correction included.
 """
 from __future__ import annotations
 
@@ -43,6 +49,22 @@ def set_metric_fns(metric: Any, rows: np.ndarray, fake: np.ndarray, real: np.nda
     return make(metric.set_fn), make(metric.resample_fn or metric.set_fn), pos < 0
 
 
+def set_metric_inf(metric: Any, rows: np.ndarray, fake: np.ndarray, real: np.ndarray, protocol: Any,
+                   n_rows: int) -> Callable[[np.ndarray], tuple[float, bool]] | None:
+    """``inf(row positions) -> (value_inf, reliable)`` on the paired rows by the metric's size
+    correction (``Metric.inf_fn``), or None for a metric without one."""
+    if getattr(metric, "inf_fn", None) is None:
+        return None
+    pos = np.full(n_rows, -1, np.int64)
+    pos[rows] = np.arange(rows.size)
+
+    def inf(idx: np.ndarray) -> tuple[float, bool]:
+        p = pos[np.asarray(idx, np.int64)]
+        v, ok = metric.inf_fn(fake[p], real[p], protocol)
+        return float(v), bool(ok)
+    return inf
+
+
 def _kwargs(run: "Run", kind: str) -> dict[str, Any]:
     p = run.protocol
     return {"n_boot": p.bootstrap if kind == "sample" else p.set_bootstrap, "level": p.ci_level, "seed": p.seed}
@@ -53,20 +75,28 @@ def _metric_args(run: "Run", scores: "Scores", key: str) -> tuple[Any, dict[str,
     if key in scores.per_sample:
         return np.asarray(scores.per_sample[key], np.float64), _kwargs(run, "sample")
     rows, fake, real = scores.set_inputs[key]
-    fn, resample, failed = set_metric_fns(run.metric(key), rows, fake, real, run.protocol, run.n_rows)
-    return fn, {**_kwargs(run, "set"), "failed": failed, "dim": fake.shape[1], "resample": resample}
+    m = run.metric(key)
+    fn, resample, failed = set_metric_fns(m, rows, fake, real, run.protocol, run.n_rows)
+    inf = set_metric_inf(m, rows, fake, real, run.protocol, run.n_rows)
+    return fn, {**_kwargs(run, "set"), "failed": failed, "dim": fake.shape[1], "resample": resample, "inf": inf}
 
 
 def _valid_cell(cell: Any) -> bool:
-    """A memoised cell has the structure cells are written with (value, n, flags; finite numbers)."""
+    """A memoised set-metric cell has the structure cells are written with (value, n, flags,
+    interval; finite numbers; ``value_inf`` and ``reliable`` together or not at all)."""
     import math
 
-    if not isinstance(cell, dict) or not {"value", "n", "flags"} <= set(cell) or not isinstance(cell["flags"], list):
+    from metrics.bootstrap import INTERVAL_KINDS
+
+    if not isinstance(cell, dict) or not {"value", "n", "flags", "interval"} <= set(cell) \
+            or not isinstance(cell["flags"], list) or cell["interval"] not in set(INTERVAL_KINDS.values()):
         return False
-    for k in ("value", "ci_low", "ci_high"):
+    for k in ("value", "ci_low", "ci_high", "value_inf"):
         v = cell.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
             return False
+    if ("value_inf" in cell) != ("reliable" in cell) or ("reliable" in cell and not isinstance(cell["reliable"], bool)):
+        return False
     return isinstance(cell["n"], int) and not isinstance(cell["n"], bool) and cell["n"] >= 0
 
 
@@ -87,9 +117,14 @@ def _memo(store: "FeatureStore | None", key: str, compute: Callable[[], Any],
     return got
 
 
+#: bumped when memoised set cells change shape (2: interval label, value_inf, reliable)
+_MEMO_VERSION = 2
+
+
 def _set_memo_key(run: "Run", scores: "Scores", what: str, key: str) -> str:
     from javisbench.features import memo_key
 
+    what = f"{what}/{_MEMO_VERSION}"
     rows, fake, real = scores.set_inputs[key]
     extra = [] if run.labels is None else [np.concatenate([run.labels.membership(a.key) for a in run.taxonomy.aspects],
                                                           axis=1), run.taxonomy.fingerprint]
@@ -121,8 +156,11 @@ def overall_cells(run: "Run", scores: "Scores", store: "FeatureStore | None" = N
 
 
 def windowed_set_cell(run: "Run", scores: "Scores", key: str) -> dict[str, Any]:
-    """A set metric over unpaired window rows: CI from resampling fake and real rows independently."""
-    from metrics.bootstrap import bootstrap_two_set_ci
+    """A set metric over unpaired window rows: spread from resampling fake and real rows independently,
+    and the size-corrected value (``value_inf``, ``reliable``) when the metric has one."""
+    import warnings
+
+    from metrics.bootstrap import KIND_SPREAD, bootstrap_two_set_spread
     from taxonomy.breakdown import centre_interval
 
     p = run.protocol
@@ -130,13 +168,23 @@ def windowed_set_cell(run: "Run", scores: "Scores", key: str) -> dict[str, Any]:
     idx, fake, real = scores.set_inputs[key]
     value = metric.set_fn(fake, real, p)
     fast = metric.resample_fn or metric.set_fn
-    lo, hi = bootstrap_two_set_ci(lambda i, j: float(fast(fake[i], real[j], p)), fake.shape[0], real.shape[0],
+    lo, hi = bootstrap_two_set_spread(lambda i, j: float(fast(fake[i], real[j], p)), fake.shape[0], real.shape[0],
                                   n_boot=p.set_bootstrap, level=p.ci_level, seed=p.seed)
     lo, hi = centre_interval(lo, hi, value, float(fast(fake, real, p)))
     n_clips = int(np.unique(idx).size)
     flags = ["windows"] + (["rank-deficient"] if min(fake.shape[0], real.shape[0]) < fake.shape[1] else [])
-    return {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "n": int(fake.shape[0]), "n_real": int(real.shape[0]),
-            "n_clips": n_clips, "n_failed": int(run.n_rows - n_clips), "flags": flags}
+    cell = {"value": _f(value), "ci_low": _f(lo), "ci_high": _f(hi), "interval": KIND_SPREAD, "n": int(fake.shape[0]),
+            "n_real": int(real.shape[0]), "n_clips": n_clips, "n_failed": int(run.n_rows - n_clips), "flags": flags}
+    if metric.inf_fn is not None:
+        v_inf, reliable = None, False
+        try:
+            v, ok = metric.inf_fn(fake, real, p)
+            v_inf, reliable = _f(v), bool(ok) and _f(v) is not None
+        except (ValueError, ArithmeticError) as e:
+            warnings.warn(f"size-corrected {metric.title} failed on the window rows: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=2)
+        cell.update(value_inf=v_inf, reliable=reliable)
+    return cell
 
 
 def per_category_cells(run: "Run", scores: "Scores", store: "FeatureStore | None" = None) -> dict[str, dict[str, dict[str, Any]]]:

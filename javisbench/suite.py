@@ -21,6 +21,7 @@ Feats = dict[str, dict[str, np.ndarray]]           # encoder id -> feature name 
 SampleFn = Callable[[Feats, "Protocol"], float]
 SetFn = Callable[[np.ndarray, np.ndarray, "Protocol"], float]
 OrderedFn = Callable[[list[Optional[Feats]], "Protocol"], np.ndarray]
+InfFn = Callable[[np.ndarray, np.ndarray, "Protocol"], "tuple[float, bool]"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Metric:
     set_feature: tuple[str, str] | None = None    # (encoder id, feature name) for set metrics
     set_fn: SetFn | None = None
     resample_fn: SetFn | None = None         # the same statistic, fast, for bootstrap resamples
+    inf_fn: InfFn | None = None              # set metrics: (value at n = inf, reliable) from the same features
     ordered_fn: OrderedFn | None = None      # per-sample values that depend on the sample order
     quirks: tuple[str, ...] = field(default_factory=tuple)
     reads: tuple[str, ...] = field(default_factory=tuple)     # "encoder:feature" it reads (set metrics: set_feature)
@@ -109,6 +111,30 @@ def _kvd(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> float:
         return float(kernel.kvd_official(fake, real))
     mean, _std = kernel.kvd_subsets(fake, real, n_subsets=p.kvd_subsets, subset_size=p.kvd_subset_size, seed=p.seed)
     return float(mean)
+
+
+# size-corrected set metrics: the value extrapolated to an infinite set (metrics.size_correction),
+# computed on the exact float64 form (no float32 SVD cut-off), reported beside the protocol value
+def _fd_inf(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> tuple[float, bool]:
+    from metrics.frechet import frechet_distance_inf
+
+    r = frechet_distance_inf(fake, real, seed=p.seed)
+    return r.value, r.reliable
+
+
+def _fad_inf(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> tuple[float, bool]:
+    v, ok = _fd_inf(fake, real, p)
+    return v * p.fad_scale, ok
+
+
+def _kvd_inf(fake: np.ndarray, real: np.ndarray, p: "Protocol") -> tuple[float, bool]:
+    from metrics import kernel
+
+    if p.kvd_variant == "official-centred-single":
+        r = kernel.kvd_official_inf(fake, real, seed=p.seed)
+        return r.value, r.reliable
+    # the unbiased MMD² estimate has no finite-set bias: on all rows it is already the n = inf value
+    return float(kernel.mmd2_unbiased(fake, real)), True
 
 
 def _clip_score(f: Feats, p: "Protocol") -> float:
@@ -184,17 +210,17 @@ def _add(m: Metric) -> None:
 
 
 _add(Metric("fvd", "FVD", ("i3d",), "set", False, "Fréchet distance of I3D Kinetics-400 logits (16 frames over the clip) to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_fd, resample_fn=_fd_fast,
+            set_feature=("i3d", "logits"), set_fn=_fd, resample_fn=_fd_fast, inf_fn=_fd_inf,
             quirks=("frames remapped to [127,255] before I3D", "float32 SVD square root")))
 _add(Metric("kvd", "KVD", ("i3d",), "set", False, "polynomial-kernel MMD² of I3D logits to the reference set",
-            set_feature=("i3d", "logits"), set_fn=_kvd, resample_fn=_kvd_fast,
+            set_feature=("i3d", "logits"), set_fn=_kvd, resample_fn=_kvd_fast, inf_fn=_kvd_inf,
             quirks=("per-set mean-centred features", "one full-set estimate")))
 _add(Metric("fad", "FAD", ("audioclip",), "set", False, "Fréchet distance of AudioCLIP audio embeddings (first 4 s, 16 kHz) ×1e4",
-            set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast,
+            set_feature=("audioclip", "embedding"), set_fn=_fad, resample_fn=_fad_fast, inf_fn=_fad_inf,
             quirks=("×1e4", "16 kHz float audio into a 44.1 kHz int16-scale model")))
 _add(Metric("fd_clap", "FD (CLAP audio)", ("clap",), "set", False,
             "Fréchet distance of CLAP HTSAT audio embeddings (unit norm, 48 kHz, ≤10 s) to the reference set; not scaled",
-            official=False, set_feature=("clap", "audio_embeds"), set_fn=_fd, resample_fn=_fd_fast))
+            official=False, set_feature=("clap", "audio_embeds"), set_fn=_fd, resample_fn=_fd_fast, inf_fn=_fd_inf))
 _add(Metric("visual_quality", "Visual quality", ("videoreward",), "sample", True,
             "VideoReward VQ logit (raw, as the original reports it)", needs_text=True,
             sample_fn=lambda f, p: float(f["videoreward"]["raw"][0]), quirks=("raw logits, not VideoReward's normalised scores",), reads=("videoreward:raw",)))

@@ -20,10 +20,19 @@ Multi-label rows count in every category they list.  Every cell carries ``n`` (s
 * ``error``: the set metric raised ``ValueError``/``ArithmeticError`` on this subset (value NaN,
   the message is issued as a ``RuntimeWarning``); ``ci-error``: the same during the bootstrap.
 
-CIs: percentile bootstrap from ``metrics.bootstrap`` (``bootstrap_ci`` over the category's values;
-``bootstrap_set_ci`` re-running ``fn`` on resampled rows).  ``n_boot=0`` skips them (NaN bounds);
-the default is 1000 resamples for per-sample metrics and 200 for set metrics, whose cost is
-``n_boot`` calls of ``fn`` per cell.
+Intervals: percentile bootstrap from ``metrics.bootstrap``, labelled by ``interval``
+(``metrics.bootstrap.INTERVAL_KINDS``).  Per-sample cells: ``bootstrap_ci`` over the category's
+values, a confidence interval for the category mean (``"ci"``).  Set cells:
+``bootstrap_set_spread`` re-running ``fn`` on resampled rows, the sampling spread of a biased
+estimator (``"spread"``): it sits around the finite-set value and does not cover the population
+value.  ``n_boot=0`` skips them (NaN bounds); the default is 1000 resamples for per-sample
+metrics and 200 for set metrics, whose cost is ``n_boot`` calls of ``fn`` per cell.
+
+Size correction (set metrics, optional ``inf``): ``inf(rows) -> (value, reliable)`` computes the
+metric extrapolated to an infinite set from the same rows (e.g.
+``metrics.frechet.frechet_distance_inf``); the cell carries it as ``value_inf`` with its
+``reliable`` flag, beside the unchanged ``value``.  Cells of fewer than 4 rows (too few for
+three subset sizes) get ``value_inf`` NaN and ``reliable`` False.
 
 Example:
     >>> import numpy as np
@@ -50,7 +59,7 @@ from typing import Any, Callable, Literal, Mapping, Union
 
 import numpy as np
 
-from metrics.bootstrap import bootstrap_ci, bootstrap_set_ci
+from metrics.bootstrap import KIND_CI, KIND_SPREAD, bootstrap_ci, bootstrap_set_spread
 
 from .labels import LabelError, Labels
 
@@ -60,6 +69,7 @@ __all__ = [
     "FLAG_ERROR",
     "FLAG_RANK_DEFICIENT",
     "FLAG_TOO_FEW",
+    "InfFn",
     "Metric",
     "breakdown",
     "by_subcategory",
@@ -76,9 +86,12 @@ FLAG_ERROR = "error"
 FLAG_CI_ERROR = "ci-error"
 
 SetFn = Callable[[np.ndarray], float]
+#: ``inf(rows) -> (size-corrected value, reliable)`` of a set metric on the given rows.
+InfFn = Callable[[np.ndarray], "tuple[float, bool]"]
 Metric = Union[np.ndarray, SetFn]
 
 _SET_FLOOR = 2   # a set statistic (mean + covariance, MMD) needs at least two samples
+_INF_FLOOR = 4   # the size correction's fit needs three distinct subset sizes of >= 2 rows
 _NAN = float("nan")
 
 
@@ -92,10 +105,14 @@ class Cell:
     n: int              # samples used
     n_failed: int       # samples of this subset excluded because they failed
     flags: tuple[str, ...] = ()
+    interval: str = KIND_CI         # what [ci_low, ci_high] is: "ci" or "spread" (metrics.bootstrap.INTERVAL_KINDS)
+    value_inf: float = _NAN         # set metrics with a size correction: the value extrapolated to n = inf
+    reliable: bool | None = None    # ... and whether that extrapolation is expected to hold (None: no correction)
 
 
 def cell_to_json(cell: Cell, nan_as_none: bool = True) -> dict[str, Any]:
-    """``Cell`` -> plain dict ``{value, ci_low, ci_high, n, n_failed, flags}``.
+    """``Cell`` -> plain dict ``{value, ci_low, ci_high, interval, n, n_failed, flags}``, plus
+    ``value_inf`` and ``reliable`` for a set metric with a size correction.
 
     With ``nan_as_none`` (default) NaN/inf become ``None`` so ``json.dumps(..., allow_nan=False)``
     works; otherwise floats are left as they are (``json`` then writes bare ``NaN``).
@@ -103,14 +120,19 @@ def cell_to_json(cell: Cell, nan_as_none: bool = True) -> dict[str, Any]:
     def f(x: float) -> float | None:
         return None if nan_as_none and not math.isfinite(x) else float(x)
 
-    return {
+    out: dict[str, Any] = {
         "value": f(cell.value),
         "ci_low": f(cell.ci_low),
         "ci_high": f(cell.ci_high),
+        "interval": cell.interval,
         "n": int(cell.n),
         "n_failed": int(cell.n_failed),
         "flags": list(cell.flags),
     }
+    if cell.reliable is not None:
+        out["value_inf"] = f(cell.value_inf)
+        out["reliable"] = bool(cell.reliable)
+    return out
 
 
 def to_json(tree: Any, nan_as_none: bool = True) -> Any:
@@ -195,9 +217,24 @@ def centre_interval(lo: float, hi: float, value: float, resample_value: float) -
     return float(lo) + shift, float(hi) + shift
 
 
+def _size_corrected(inf: InfFn, keep: np.ndarray, label: str) -> tuple[float, bool]:
+    """``(value_inf, reliable)`` of a set metric on rows ``keep``; NaN and False when it cannot be fitted."""
+    if keep.size < _INF_FLOOR:
+        return _NAN, False
+    try:
+        v, ok = inf(keep)
+    except (ValueError, ArithmeticError) as e:
+        warnings.warn(f"size-corrected set metric failed on {label} (n={keep.size}): {type(e).__name__}: {e}",
+                      RuntimeWarning, stacklevel=4)
+        return _NAN, False
+    v = float(v)
+    return (v, bool(ok)) if math.isfinite(v) else (_NAN, False)
+
+
 def _set_cell(
     fn: SetFn, rows: np.ndarray, failed: np.ndarray, dim: int | None,
     n_boot: int, level: float, seed: int, min_n: int, label: str, resample: SetFn | None = None,
+    inf: InfFn | None = None,
 ) -> Cell:
     keep = rows[~failed[rows]]
     n, n_failed = int(keep.size), int(rows.size - keep.size)
@@ -215,7 +252,7 @@ def _set_cell(
         if n_boot > 0 and math.isfinite(value):
             boot = resample or fn
             try:
-                lo, hi = (float(b) for b in bootstrap_set_ci(
+                lo, hi = (float(b) for b in bootstrap_set_spread(
                     lambda j: boot(keep[np.asarray(j)]), n, n_boot=n_boot, level=level, seed=seed))
                 if resample is not None:
                     lo, hi = centre_interval(lo, hi, value, float(resample(keep)))
@@ -223,7 +260,10 @@ def _set_cell(
                 warnings.warn(f"set metric bootstrap failed on {label} (n={n}): {type(e).__name__}: {e}",
                               RuntimeWarning, stacklevel=3)
                 flags.append(FLAG_CI_ERROR)
-    return Cell(value, lo, hi, n, n_failed, tuple(flags))
+    if inf is None:
+        return Cell(value, lo, hi, n, n_failed, tuple(flags), KIND_SPREAD)
+    v_inf, reliable = _size_corrected(inf, keep, label) if math.isfinite(value) else (_NAN, False)
+    return Cell(value, lo, hi, n, n_failed, tuple(flags), KIND_SPREAD, v_inf, reliable)
 
 
 class _Runner:
@@ -232,6 +272,7 @@ class _Runner:
     def __init__(
         self, metric: Metric, n_rows: int, failed: np.ndarray | None, dim: int | None,
         n_boot: int | None, level: float, seed: int, min_n: int, resample: SetFn | None = None,
+        inf: InfFn | None = None,
     ) -> None:
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level}")
@@ -245,6 +286,8 @@ class _Runner:
         if self.kind == "sample":
             if dim is not None:
                 raise ValueError("dim (the feature dimension) applies to set metrics only")
+            if inf is not None:
+                raise ValueError("inf (the size correction) applies to set metrics only")
             values = _check_values(np.asarray(metric), n_rows)
             # A sample marked failed counts as failed even if a value was written for it.
             self.values = np.where(self.failed, np.nan, values)
@@ -254,13 +297,14 @@ class _Runner:
                 raise ValueError(f"dim must be a positive feature dimension, got {dim}")
             self.fn: SetFn = metric  # type: ignore[assignment]
             self.resample = resample
+            self.inf = inf
             self.n_boot = 200 if n_boot is None else n_boot
 
     def __call__(self, rows: np.ndarray, label: str) -> Cell:
         if self.kind == "sample":
             return _sample_cell(self.values, rows, self.n_boot, self.level, self.seed, self.min_n)
         return _set_cell(self.fn, rows, self.failed, self.dim, self.n_boot, self.level, self.seed, self.min_n, label,
-                         self.resample)
+                         self.resample, self.inf)
 
 
 def summarize(
@@ -275,6 +319,7 @@ def summarize(
     seed: int = 0,
     min_n: int = 2,
     resample: SetFn | None = None,
+    inf: InfFn | None = None,
 ) -> Cell:
     """One cell for ``metric`` over ``rows`` (default: every row): the ``overall`` entry of a result.
 
@@ -285,7 +330,7 @@ def summarize(
         if callable(metric):
             raise ValueError("summarize(set_metric, ...) needs n_rows, the number of manifest rows")
         n_rows = int(np.asarray(metric).shape[0]) if np.ndim(metric) else 0
-    run = _Runner(metric, n_rows, failed, dim, n_boot, level, seed, min_n, resample)
+    run = _Runner(metric, n_rows, failed, dim, n_boot, level, seed, min_n, resample, inf)
     idx = np.arange(n_rows, dtype=np.int64) if rows is None else _rows(rows, n_rows)
     return run(idx, "all rows")
 
@@ -312,6 +357,7 @@ def breakdown(
     seed: int = 0,
     min_n: int = 2,
     resample: SetFn | None = None,
+    inf: InfFn | None = None,
 ) -> dict[str, dict[str, Cell]]:
     """``{aspect_key: {category_key: Cell}}`` for every category of the taxonomy, in taxonomy order.
 
@@ -328,11 +374,13 @@ def breakdown(
         resample: set metrics only: the same statistic in a form used for the bootstrap resamples
             (e.g. an exact fast form); the interval is then moved onto the value
             (:func:`centre_interval`).
+        inf: set metrics only: ``inf(rows) -> (value, reliable)``, the size-corrected value of
+            the statistic on those rows (cells then carry ``value_inf`` and ``reliable``).
 
     Raises:
         ValueError: values of the wrong shape/dtype or infinite, a bad ``failed`` mask, bad options.
     """
-    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample)
+    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample, inf)
     out: dict[str, dict[str, Cell]] = {}
     for a in labels.taxonomy.aspects:
         member = labels.membership(a.key)
@@ -353,13 +401,14 @@ def by_subcategory(
     seed: int = 0,
     min_n: int = 2,
     resample: SetFn | None = None,
+    inf: InfFn | None = None,
 ) -> dict[str, dict[str, dict[str, Cell]]]:
     """``{aspect_key: {category_key: {subcategory_key: Cell}}}`` for aspects with subcategory labels.
 
     Only aspects whose subcategory column was in the manifest appear, and within them only
     categories that have subcategories.  Arguments as in ``breakdown``.
     """
-    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample)
+    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample, inf)
     out: dict[str, dict[str, dict[str, Cell]]] = {}
     for a in labels.taxonomy.aspects:
         if not labels.has_subcategories(a.key):
@@ -388,6 +437,7 @@ def crosstab(
     seed: int = 0,
     min_n: int = 2,
     resample: SetFn | None = None,
+    inf: InfFn | None = None,
 ) -> dict[str, dict[str, Cell]]:
     """``{category_of_a: {category_of_b: Cell}}`` over the rows carrying both categories.
 
@@ -398,7 +448,7 @@ def crosstab(
         raise LabelError(f"crosstab needs two different aspects; got {aspect_a!r} twice")
     tax = labels.taxonomy
     a, b = tax.aspect(aspect_a), tax.aspect(aspect_b)
-    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample)
+    run = _Runner(metric, labels.n_rows, failed, dim, n_boot, level, seed, min_n, resample, inf)
     ma, mb = labels.membership(a.key), labels.membership(b.key)
     return {
         ca.key: {

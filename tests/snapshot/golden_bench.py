@@ -4,7 +4,13 @@
 three golden real clips with the fixture checkpoints, and returns the results dict.
 ``comparable(results)`` keeps what a refactor must leave identical: the numbers (overall,
 per category, per subcategory, per sample), failures, warnings and skip reasons.
-``python -m tests.snapshot.golden_bench OUT.json`` writes a snapshot.
+``differences`` lists changed and missing entries apart from keys that only the run has (keys
+added to cells, e.g. ``interval``/``value_inf``/``reliable``): those come last, as ``added:``
+lines, so a new key never hides a changed number.  ``with_added_keys(snapshot, run)`` adds them
+to a snapshot and leaves every existing entry as it is.
+``python -m tests.snapshot.golden_bench OUT.json`` writes a snapshot;
+``python -m tests.snapshot.golden_bench --add-keys SNAPSHOT.json`` adds new keys to one (and
+refuses if anything else differs).
 """
 from __future__ import annotations
 
@@ -58,31 +64,58 @@ def comparable(results: dict[str, Any]) -> dict[str, Any]:
                                         "warnings", "skipped", "sample_ids")}
 
 
+def _walk(want: Any, got: Any, path: str, rel: float, abs_: float, changed: list[str], added: list[str]) -> None:
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in sorted(set(want) | set(got)):
+            if k not in got:
+                changed.append(f"{path}/{k}: only in snapshot")
+            elif k not in want:
+                added.append(f"added: {path}/{k} = {str(got[k])[:60]}")
+            else:
+                _walk(want[k], got[k], f"{path}/{k}", rel, abs_, changed, added)
+    elif isinstance(want, float) and isinstance(got, float):
+        if not math.isclose(want, got, rel_tol=rel, abs_tol=abs_):
+            changed.append(f"{path}: snapshot {want!r}, run {got!r}")
+    elif want != got:
+        changed.append(f"{path}: snapshot {str(want)[:80]!r}, run {str(got)[:80]!r}")
+
+
 def differences(want: Any, got: Any, path: str = "", rel: float = 1e-6, abs_: float = 1e-9) -> list[str]:
     """Where two ``comparable`` trees differ: keys, strings, counts exactly; numbers within
     ``rel`` (set metrics: the official float32 SVD rounds differently under other BLAS threading)
-    or ``abs_``."""
-    out: list[str] = []
-    if isinstance(want, dict) and isinstance(got, dict):
-        for k in sorted(set(want) | set(got)):
-            if k not in got or k not in want:
-                out.append(f"{path}/{k}: only in {'snapshot' if k in want else 'run'}")
-            else:
-                out.extend(differences(want[k], got[k], f"{path}/{k}", rel, abs_))
-    elif isinstance(want, float) and isinstance(got, float):
-        if not math.isclose(want, got, rel_tol=rel, abs_tol=abs_):
-            out.append(f"{path}: snapshot {want!r}, run {got!r}")
-    elif want != got:
-        out.append(f"{path}: snapshot {str(want)[:80]!r}, run {str(got)[:80]!r}")
+    or ``abs_``.  Changed values and entries missing from the run come first; keys only the run
+    has follow as ``added: <path> = <value>`` lines."""
+    changed: list[str] = []
+    added: list[str] = []
+    _walk(want, got, path, rel, abs_, changed, added)
+    return changed + added
+
+
+def with_added_keys(snapshot: Any, run: Any) -> Any:
+    """``snapshot`` with the keys only ``run`` has added (recursively); every existing entry kept as it is."""
+    if not (isinstance(snapshot, dict) and isinstance(run, dict)):
+        return snapshot
+    out = {k: with_added_keys(v, run[k]) if k in run else v for k, v in snapshot.items()}
+    out.update({k: v for k, v in run.items() if k not in snapshot})
     return out
 
 
 if __name__ == "__main__":  # pragma: no cover
     # python -m tests.snapshot.golden_bench OUT.json [SNAPSHOT.json]: write a snapshot, and diff it
+    # python -m tests.snapshot.golden_bench --add-keys SNAPSHOT.json: add the run's new keys to a snapshot
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         snap = comparable(run_golden_bench(Path(d)))
+    if sys.argv[1] == "--add-keys":
+        old = json.loads(Path(sys.argv[2]).read_text())
+        diff = differences(old, snap)
+        changed = [line for line in diff if not line.startswith("added: ")]
+        if changed:
+            sys.exit("not only added keys; snapshot left as it is:\n" + "\n".join(changed))
+        Path(sys.argv[2]).write_text(json.dumps(with_added_keys(old, snap), indent=1, sort_keys=True) + "\n")
+        print(f"{len(diff)} key(s) added")
+        sys.exit(0)
     Path(sys.argv[1]).write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
     if len(sys.argv) > 2:
         print("\n".join(differences(json.loads(Path(sys.argv[2]).read_text()), snap, rel=0.0, abs_=0.0)) or "identical")

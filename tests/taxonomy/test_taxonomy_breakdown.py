@@ -278,10 +278,13 @@ def test_json_serialisable(tax: Taxonomy, data) -> None:
     tree = to_json(breakdown(labels, values, n_boot=20))
     text = json.dumps(tree, allow_nan=False)
     back = json.loads(text)
-    assert set(back["sound_type"]["musical"]) == {"value", "ci_low", "ci_high", "n", "n_failed", "flags"}
+    assert set(back["sound_type"]["musical"]) == {"value", "ci_low", "ci_high", "interval", "n", "n_failed", "flags"}
+    assert back["sound_type"]["musical"]["interval"] == "ci"          # a per-sample mean: a confidence interval
     empty = Cell(float("nan"), float("nan"), float("nan"), 0, 2, (FLAG_TOO_FEW,))
-    assert cell_to_json(empty) == {"value": None, "ci_low": None, "ci_high": None, "n": 0, "n_failed": 2,
-                                   "flags": ["too-few"]}
+    assert cell_to_json(empty) == {"value": None, "ci_low": None, "ci_high": None, "interval": "ci", "n": 0,
+                                   "n_failed": 2, "flags": ["too-few"]}
+    corrected = Cell(1.0, 0.5, 1.5, 40, 0, (), "spread", float("inf"), True)
+    assert cell_to_json(corrected)["value_inf"] is None and cell_to_json(corrected)["reliable"] is True
     assert math.isnan(cell_to_json(empty, nan_as_none=False)["value"])
     with pytest.raises(TypeError, match="expected a Cell"):
         to_json([1, 2])
