@@ -251,3 +251,44 @@ def check_run_outputs(run: "Run", force: bool = False) -> None:
             raise OutputError(f"--cache-dir {root.parent}: the feature store would hold the input {f}; "
                               "expected a separate folder")
     check_writable_folder(root, f"feature store (--cache-dir / JAVISBENCH_CACHE) {root.parent}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the other commands' outputs
+# ---------------------------------------------------------------------------------------------
+def is_reference_file(path: Path) -> bool:
+    """A reference file as ``javisbench reference build`` writes it (.pt or .npz: a zip archive)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return Path(path).suffix.lower() in (".pt", ".npz") and head == b"PK\x03\x04"
+
+
+def is_comparison_file(path: Path) -> bool:
+    """A ``javisbench compare --out`` file."""
+    data = _read_json_head(path)
+    return isinstance(data, dict) and "metrics" in data and "notes" in data
+
+
+def is_html_report(path: Path) -> bool:
+    """An HTML file (``javisbench report --html`` regenerates its own reports)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def check_command_output(path: str | os.PathLike, option: str, inputs: Iterable[str | os.PathLike] = (),
+                         input_dirs: Iterable[str | os.PathLike] = (), kind: str = "results") -> None:
+    """``check_output_file`` for ``reference build --out`` (kind "reference"), ``compare --out``
+    ("comparison") and ``report --html`` ("html")."""
+    ours, what = {"reference": (is_reference_file, "a reference file (.pt / .npz)"),
+                  "comparison": (is_comparison_file, "a javisbench comparison file"),
+                  "html": (is_html_report, "an HTML report"),
+                  "results": (is_results_file, "a javisbench results file")}[kind]
+    check_output_file(Path(path), option, inputs=[Path(p) for p in inputs if p],
+                      input_dirs=[Path(d) for d in input_dirs if d], ours=ours, what_ours=what)

@@ -276,7 +276,7 @@ def test_results_carry_labels_and_compare_and_crosstab_work_without_the_manifest
         out = tmp_path / f"{name}.json"
         assert main(["evaluate", str(folder), "--bench", str(manifest), "--out", str(out), "--quiet",
                      "--metrics", "av_align", "av_lag", "--cache-dir", str(tmp_path / "c"),
-                     "--weights-dir", str(tmp_path / "w")]) == 0
+                     "--weights-dir", str(tmp_path / "w"), "--allow-failures"]) == 0   # a real clip is too short for av_lag
         outs.append(out)
     manifest.unlink()
     r = json.loads(outs[0].read_text())

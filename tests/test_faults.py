@@ -663,3 +663,28 @@ def test_two_concurrent_runs_on_one_store_agree(base: dict, tmp_path: Path) -> N
     for key in ("overall", "per_category", "per_sample", "failures", "warnings", "skipped"):
         assert a[key] == b[key], key
     assert "silent audio" in a["warnings"]["sample_0002"][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the other commands' outputs are checked the same way
+# ---------------------------------------------------------------------------------------------
+def test_other_commands_never_overwrite_their_inputs(base: dict, case: Case, capsys: pytest.CaptureFixture) -> None:
+    res = case.root / "r.json"
+    res.write_text(json.dumps(base["clean"]))
+    notes = case.root / "notes.md"
+    notes.write_text("# my notes\n")
+    before = case.snapshot()
+    for args, needle in (
+            (["compare", str(res), str(res), "--out", str(res)], "is an input of this run"),
+            (["compare", str(res), str(res), "--out", str(notes)], "refusing to replace it"),
+            (["report", str(res), "--html", str(res)], "is an input of this run"),
+            (["report", str(res), "--html", str(case.root)], "is a folder"),
+            (["reference", "build", str(case.samples), "--bench", str(case.manifest), "--out", str(case.manifest),
+              "--metrics", "fvd"], "is an input of this run"),
+            (["reference", "build", str(case.samples), "--bench", str(case.manifest), "--out",
+              str(case.samples / "sample_0000.wav"), "--metrics", "fvd"], "inside the input folder")):
+        capsys.readouterr()
+        assert main(args) == EXIT_USAGE, args
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+    assert case.snapshot() == before
