@@ -72,3 +72,14 @@ def test_pipeline_modes(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypat
     err = _run(tmp_path, "auto", capsys)
     assert "[javisbench] samples: 2/2 clips (" in err and "\r" not in err
     assert not sys.stderr.isatty()
+
+
+@pytest.mark.parametrize("name", ["javisbench.progress", "javisbench.download", "javisbench.rewards",
+                                  "javisbench.evaluate"])
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    importlib.import_module(name)
+    result = doctest.testmod(sys.modules[name], optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
