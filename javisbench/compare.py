@@ -22,6 +22,16 @@ Two rules decide whether a difference is *significant*:
   difference test at a level well below 5%, so this rule is conservative: it misses real
   differences more often than the paired test, and never reports a p-value.
 
+Set metrics are compared on their **size-corrected** values (``value_inf``, the metric
+extrapolated to an infinite set; ``basis: "size-corrected"``), so that a category's difference
+does not depend on how many samples the category has and on how differently the two models'
+features spread.  A set metric's stored interval is the sampling spread of its protocol value
+(``interval: "spread"``); it is moved onto ``value_inf`` by the same offset (``a_ci``/``b_ci``
+are then the moved intervals; ``a_protocol``/``b_protocol`` keep the protocol values).  The
+corrected value is noisier than the protocol value, so read a significant set-metric verdict as
+indicative.  Where either side's correction is missing or not ``reliable``, the cell falls back
+to the protocol values (``basis: "protocol"``) and a note says how many cells did.
+
 ``better`` is direction-aware (``higher_is_better`` from the results' metric table): ``"b"`` when B
 is significantly better, ``"a"`` when significantly worse, ``None`` otherwise.  No correction for
 multiple comparisons is applied across the metric x category cells: at level 0.95 about one
@@ -166,6 +176,39 @@ def unpaired_cell(va: np.ndarray, vb: np.ndarray, higher_is_better: bool, n_boot
     }
 
 
+def size_corrected_cell(cell: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored set-metric cell seen through its size correction: ``value`` = ``value_inf`` and the
+    interval moved by ``value_inf - value``; None when the cell has no reliable correction.
+
+    Example:
+        >>> size_corrected_cell({"value": 2.0, "ci_low": 1.5, "ci_high": 3.0, "value_inf": 1.0, "reliable": True})["ci_low"]
+        0.5
+        >>> size_corrected_cell({"value": 2.0, "value_inf": 1.0, "reliable": False}) is None
+        True
+    """
+    c = cell or {}
+    v, vi = _num(c.get("value")), _num(c.get("value_inf"))
+    if not c.get("reliable") or v is None or vi is None:
+        return None
+    shift = vi - v
+    lo, hi = _num(c.get("ci_low")), _num(c.get("ci_high"))
+    return {**c, "value": vi, "ci_low": None if lo is None else lo + shift, "ci_high": None if hi is None else hi + shift}
+
+
+def set_metric_cell(ca: dict[str, Any] | None, cb: dict[str, Any] | None, higher_is_better: bool) -> dict[str, Any]:
+    """CI-overlap comparison of two stored set-metric cells on their size-corrected values
+    (``basis: "size-corrected"``), or on the protocol values when either side has no reliable
+    correction (``basis: "protocol"``); ``a_protocol``/``b_protocol`` are the protocol values."""
+    ia, ib = size_corrected_cell(ca), size_corrected_cell(cb)
+    if ia is not None and ib is not None:
+        out = {**overlap_cell(ia, ib, higher_is_better), "basis": "size-corrected"}
+    else:
+        out = {**overlap_cell(ca, cb, higher_is_better), "basis": "protocol"}
+    out["a_protocol"] = _num((ca or {}).get("value"))
+    out["b_protocol"] = _num((cb or {}).get("value"))
+    return out
+
+
 def overlap_cell(ca: dict[str, Any] | None, cb: dict[str, Any] | None, higher_is_better: bool) -> dict[str, Any]:
     """CI-overlap comparison of two stored cells ``{value, ci_low, ci_high, n, flags}``.
 
@@ -225,7 +268,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
     """Compare results B against results A, per metric and per category; ``diff = B - A``.
 
     Per-sample metrics: paired bootstrap over samples present (non-null) in both runs; set
-    metrics: CI-overlap rule on the stored values (see the module docstring).
+    metrics: CI-overlap rule on the stored size-corrected values, or the protocol values where
+    the correction is not reliable (``basis``; see the module docstring).
 
     Args:
         a, b: results dicts (``javisbench.results.read_results``).
@@ -239,7 +283,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
         "metrics": {key: cell}, "per_category": {aspect: {category: {key: cell}}},
         "summary": {"b_better": [...], "b_worse": [...]}, "not_compared": {key: reason}, "notes": [...]}``;
         a cell is ``{method, a, b, diff, ci_low, ci_high, p_value, significant, better, n_pairs, n_dropped,
-        n_a, n_b, title, higher_is_better}`` (ci-overlap cells add ``a_ci``, ``b_ci``); a summary entry
+        n_a, n_b, title, higher_is_better}`` (ci-overlap cells add ``a_ci``, ``b_ci``; set-metric cells
+        add ``basis`` and ``a_protocol``, ``b_protocol``); a summary entry
         is ``{metric, aspect, category, diff, p_value, method}`` (aspect and category null for overall).
         Every number is finite or null, so ``json.dumps(..., allow_nan=False)`` works.
 
@@ -313,6 +358,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
             cell = unpaired_cell(values(pa, k, sorted(pa)), values(pb, k, sorted(pb)), hib(k), n_boot, level, seed)
         elif k in paired_keys:
             cell = paired_cell(values(pa, k, ids), values(pb, k, ids), hib(k), n_boot, level, seed)
+        elif kind(k) == "set":
+            cell = set_metric_cell(a["overall"][k], b["overall"][k], hib(k))
         else:
             cell = overlap_cell(a["overall"][k], b["overall"][k], hib(k))
         metrics_out[k] = decorate(cell, k)
@@ -335,6 +382,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
                         sel = groups[aspect][cat]
                         va, vb = arrays[k]
                         cell = paired_cell(va[sel], vb[sel], hib(k), n_boot, level, seed)
+                    elif (k in cells_a or k in cells_b) and kind(k) == "set":
+                        cell = set_metric_cell(cells_a.get(k), cells_b.get(k), hib(k))
                     elif k in cells_a or k in cells_b:
                         cell = overlap_cell(cells_a.get(k), cells_b.get(k), hib(k))
                     else:
@@ -347,6 +396,13 @@ def compare(a: dict[str, Any], b: dict[str, Any], n_boot: int = 1000, seed: int 
     better, worse = [], []
     cells = [(k, None, None, c) for k, c in metrics_out.items()]
     cells += [(k, asp, cat, c) for asp, cs in per_category.items() for cat, row in cs.items() for k, c in row.items()]
+    set_cells = [c for _k, _a, _c, c in cells if "basis" in c and c["a"] is not None and c["b"] is not None]
+    fallback = sum(c["basis"] != "size-corrected" for c in set_cells)
+    if fallback:
+        set_keys = ", ".join(k for k in keys if kind(k) == "set")
+        notes.append(f"set metrics ({set_keys}) are compared on their size-corrected values (n=∞) where reliable; "
+                     f"{fallback} of {len(set_cells)} set-metric cell(s) use the protocol values instead (size "
+                     "correction missing or not reliable on either side: the values depend on the set sizes)")
     for k, asp, cat, c in cells:
         if c["better"] is None:
             continue
@@ -415,7 +471,8 @@ def render_comparison(c: dict[str, Any]) -> str:
         n = f"{m['n_pairs']}" + (f" (-{m['n_dropped']})" if m["n_dropped"] else "") if m["n_pairs"] is not None \
             else f"{m['n_a']}/{m['n_b']}"
         p = _fmt(m["p_value"], 3) if m["p_value"] is not None else ("CIs apart" if m["significant"] else "CIs overlap")
-        rows.append([f"{k} {arrow}", _fmt(m["a"]), _fmt(m["b"]), _fmt(m["diff"], sign=True), ci, p, n, verdict])
+        basis = {"size-corrected": " n=∞", "protocol": " ~"}.get(m.get("basis", ""), "")
+        rows.append([f"{k} {arrow}{basis}", _fmt(m["a"]), _fmt(m["b"]), _fmt(m["diff"], sign=True), ci, p, n, verdict])
     if rows:
         out.append(_grid(["metric", "A", "B", "B−A", f"{pct}% CI of B−A", "p", "n", "verdict"], rows))
     else:
@@ -438,7 +495,8 @@ def render_comparison(c: dict[str, Any]) -> str:
                     cells.append("—")
                     continue
                 n = m["n_pairs"] if m["n_pairs"] is not None else min(m["n_a"] or 0, m["n_b"] or 0)
-                cells.append(f"{_fmt(m['diff'], 3, sign=True)}{_mark(m)} (n={n})")
+                tilde = "~" if m.get("basis") == "protocol" else ""
+                cells.append(f"{_fmt(m['diff'], 3, sign=True)}{_mark(m)}{tilde} (n={n})")
             body.append([cat] + cells)
         if body and keys:
             out.append("")
@@ -451,7 +509,10 @@ def render_comparison(c: dict[str, Any]) -> str:
         where = [f"{e['metric']}@{e['aspect']}/{e['category']}" if e["aspect"] else f"{e['metric']} (overall)" for e in items]
         out.append(f"{label} ({len(items)}): " + (", ".join(where) if where else "none"))
     out.append(f"▲/▼ = B significantly better/worse at {pct}% ({kind.replace('-', ' ')}; set metrics and cells without "
-               "per-sample values: non-overlapping CIs, a conservative rule); no multiple-comparison correction")
+               "per-sample values: non-overlapping intervals, a conservative rule); no multiple-comparison correction")
+    if any("basis" in m for m in c["metrics"].values()):
+        out.append("set metrics: n=∞ = compared on the size-corrected values (comparable across category sizes); "
+                   "~ = on the protocol values (size correction not reliable)")
     for note in c.get("notes", []):
         out.append(f"note: {note}")
     return "\n".join(out)

@@ -1,4 +1,11 @@
-"""Tables and reports rendered from a results dict (never from anything else)."""
+"""Tables and reports rendered from a results dict (never from anything else).
+
+Intervals are printed with what they are (the cell's ``interval``): ``ci``, a confidence interval
+of a per-sample mean; ``spread``, the sampling spread of a set metric's finite-set value (not a
+confidence interval: it sits around a value biased by the set size).  Tables and charts that
+rank categories use, for set metrics, the size-corrected value ``value_inf`` where it is
+``reliable`` (:func:`ranking_value`) and say so; elsewhere the protocol value, marked.
+"""
 from __future__ import annotations
 
 import os
@@ -21,6 +28,73 @@ def _ci(cell: dict[str, Any]) -> str:
     return f"[{_fmt(cell['ci_low'])}, {_fmt(cell['ci_high'])}]"
 
 
+def _interval(cell: dict[str, Any]) -> str:
+    """``[lo, hi] ci`` / ``[lo, hi] spread`` (cells written before intervals were labelled: unlabelled)."""
+    iv = _ci(cell)
+    return f"{iv} {cell['interval']}" if iv and cell.get("interval") else iv
+
+
+#: how a ranking value was chosen (:func:`ranking_value`)
+BASIS_INF, BASIS_PROTOCOL, BASIS_UNRELIABLE = "size-corrected", "protocol", "protocol (correction not reliable)"
+#: the mark of a set-metric value that is the protocol value because its size correction is not reliable
+UNRELIABLE_MARK = "~"
+
+
+def ranking_value(cell: dict[str, Any] | None) -> tuple[float | None, str]:
+    """The value to compare categories (or models) by, and its basis.
+
+    A set-metric cell with a reliable size correction gives ``value_inf`` (basis
+    ``"size-corrected"``): the protocol value of a finite set is biased by an amount that shrinks
+    with its size, so categories of different sizes are comparable only after the correction.
+    A set cell whose correction is not reliable (or could not be fitted) gives its protocol value
+    with basis ``"protocol (correction not reliable)"``; any other cell its ``value`` (``"protocol"``).
+
+    Example:
+        >>> ranking_value({"value": 2.0, "value_inf": 1.5, "reliable": True})
+        (1.5, 'size-corrected')
+        >>> ranking_value({"value": 2.0, "value_inf": 1.5, "reliable": False})
+        (2.0, 'protocol (correction not reliable)')
+        >>> ranking_value({"value": 0.3})
+        (0.3, 'protocol')
+    """
+    c = cell or {}
+    if "value_inf" not in c:
+        return c.get("value"), BASIS_PROTOCOL
+    if c.get("reliable") and c.get("value_inf") is not None:
+        return float(c["value_inf"]), BASIS_INF
+    return c.get("value"), BASIS_UNRELIABLE
+
+
+def _rank_text(cell: dict[str, Any], digits: int = 3) -> str:
+    """The ranking value formatted, marked ``!`` (flagged) and ``~`` (protocol value of an unreliable correction)."""
+    v, basis = ranking_value(cell)
+    return (f"{_fmt(v, digits)}{'!' if cell.get('flags') and v is not None else ''}"
+            f"{UNRELIABLE_MARK if basis == BASIS_UNRELIABLE and v is not None else ''}")
+
+
+_INTERVAL_NOTE = ("ci = confidence interval of a per-sample mean; spread = sampling spread of a set metric's "
+                  "finite-set value (not a confidence interval: a set metric is biased by the set size); "
+                  "n=∞ = set metric extrapolated to an infinite set (~ = not reliable: too few rows per "
+                  "effective feature dimension)")
+_CATEGORY_NOTE = ("set metrics: size-corrected values (n=∞), comparable across category sizes; ~ = correction "
+                  "not reliable, the protocol value is shown (biased by the category's size, not comparable)")
+
+
+def _inf_text(cell: dict[str, Any]) -> str:
+    if "value_inf" not in cell:
+        return ""
+    return f"{_fmt(cell.get('value_inf'))}{'' if cell.get('reliable') else UNRELIABLE_MARK}"
+
+
+def _column(results: dict[str, Any], key: str) -> str:
+    """A category-table column title: ``fvd (n=∞)`` for a metric whose cells carry a size correction."""
+    for cats in (results.get("per_category") or {}).values():
+        for cells in cats.values():
+            if "value_inf" in (cells.get(key) or {}):
+                return f"{key} (n=∞)"
+    return key
+
+
 def _grid(head: list[str], rows: list[list[str]]) -> str:
     from javisbench.tables import grid
 
@@ -28,19 +102,23 @@ def _grid(head: list[str], rows: list[list[str]]) -> str:
 
 
 def overall_table(results: dict[str, Any]) -> str:
-    """One line per metric: value, 95% CI, n, failed; skipped metrics listed with the reason."""
+    """One line per metric: value, size-corrected value (set metrics), 95% interval labelled ci or
+    spread, n, failed; skipped metrics listed with the reason."""
     meta = results.get("metrics", {})
     rows = []
     for key, cell in results["overall"].items():
         m = meta.get(key, {})
         arrow = "↑" if m.get("higher_is_better", True) else "↓"
         flags = ",".join(cell.get("flags", []))
-        rows.append([f"{key} {arrow}", _fmt(cell["value"]), _ci(cell), str(cell["n"]), str(cell.get("n_failed", 0)), flags])
+        rows.append([f"{key} {arrow}", _fmt(cell["value"]), _inf_text(cell), _interval(cell), str(cell["n"]),
+                     str(cell.get("n_failed", 0)), flags])
     p = results["protocol"]
     out = [f"{results['model']['name']} on {results['bench']['name']} ({results['bench']['n_rows']} rows), "
            f"protocol {p['name']} v{p['version']}"]
     if rows:
-        out.append(_grid(["metric", "value", f"{int(round(p['values'].get('ci_level', 0.95) * 100))}% CI", "n", "failed", "flags"], rows))
+        pct = int(round(p['values'].get('ci_level', 0.95) * 100))
+        out.append(_grid(["metric", "value", "n=∞", f"{pct}% interval", "n", "failed", "flags"], rows))
+        out.append(_INTERVAL_NOTE)
     for key, reason in results.get("skipped", {}).items():
         out.append(f"{key}: {reason}")
     nf = len(results.get("failures", {}))
@@ -53,7 +131,8 @@ def overall_table(results: dict[str, Any]) -> str:
 
 
 def category_tables(results: dict[str, Any], metrics: list[str] | None = None) -> str:
-    """Per aspect: categories as rows, metrics as columns (value and n; flags marked)."""
+    """Per aspect: categories as rows, metrics as columns (value and n; flags marked).  Set metrics
+    show their size-corrected value where it is reliable (:func:`ranking_value`)."""
     per = results.get("per_category") or {}
     if not per:
         return "(no category labels in this bench)"
@@ -68,11 +147,14 @@ def category_tables(results: dict[str, Any], metrics: list[str] | None = None) -
                 if not c:
                     row.append("—")
                     continue
-                mark = "!" if c.get("flags") else ""
-                row.append(f"{_fmt(c['value'], 3)}{mark} (n={c['n']})")
+                v, _basis = ranking_value(c)
+                mark = "!" if c.get("flags") and v is None else ""
+                row.append(f"{_rank_text(c)}{mark} (n={c['n']})")
             rows.append(row)
-        blocks.append(f"[{aspect}]\n" + _grid(["category"] + keys, rows))
+        blocks.append(f"[{aspect}]\n" + _grid(["category"] + [_column(results, k) for k in keys], rows))
     blocks.append("! = flagged (too few samples, or fewer samples than feature dimensions for a set metric)")
+    if any("value_inf" in c for cats in per.values() for cells in cats.values() for c in cells.values()):
+        blocks.append(_CATEGORY_NOTE)
     return "\n\n".join(blocks)
 
 
@@ -167,17 +249,22 @@ def _score_matrix(vals: Any, higher_is_better: list[bool]) -> Any:
 
 
 def _heatmap(aspect: str, cats: dict[str, dict[str, Any]], keys: list[str], meta: dict[str, Any]) -> str | None:
-    """Categories x metrics heatmap of one aspect: colour = within-metric normalised score, text = value."""
+    """Categories x metrics heatmap of one aspect: colour = within-metric normalised score, text = value.
+
+    Set metrics are ranked by their size-corrected value where it is reliable (:func:`ranking_value`;
+    column label ``n=∞``); a cell whose correction is not reliable shows its protocol value,
+    marked ``~`` and hatched (not comparable)."""
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    keys = [k for k in keys if any((cells.get(k) or {}).get("value") is not None for cells in cats.values())]
+    keys = [k for k in keys if any(ranking_value(cells.get(k))[0] is not None for cells in cats.values())]
     if not keys or not cats:
         return None
     names = list(cats)
-    vals = np.array([[np.nan if (cats[c].get(k) or {}).get("value") is None else float(cats[c][k]["value"])
-                      for k in keys] for c in names])
+    ranked = [[ranking_value(cats[c].get(k)) for k in keys] for c in names]
+    vals = np.array([[np.nan if v is None else float(v) for v, _b in row] for row in ranked])
+    corrected = {k for j, k in enumerate(keys) if any(row[j][1] != BASIS_PROTOCOL for row in ranked)}
     score = _score_matrix(vals, [meta.get(k, {}).get("higher_is_better", True) for k in keys])
     cmap = colormaps["RdYlGn"].with_extremes(bad="#e4e7eb")
     fig = Figure(figsize=(2.2 + 1.25 * len(keys), 1.3 + 0.48 * len(names)))
@@ -186,18 +273,23 @@ def _heatmap(aspect: str, cats: dict[str, dict[str, Any]], keys: list[str], meta
     for i, c in enumerate(names):
         for j, k in enumerate(keys):
             cell = cats[c].get(k) or {}
-            flagged = bool(cell.get("flags"))
+            unreliable = ranked[i][j][1] == BASIS_UNRELIABLE
+            flagged = bool(cell.get("flags")) or unreliable
             if np.isfinite(vals[i, j]):
-                text = f"{_fmt(vals[i, j], 3)}{'!' if flagged else ''}\nn={cell.get('n', 0)}"
+                text = f"{_rank_text(cell)}\nn={cell.get('n', 0)}"
                 dark = np.isfinite(score[i, j]) and (score[i, j] < 0.15 or score[i, j] > 0.85)
                 ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
             else:
                 ax.text(j, i, f"—\nn={cell.get('n', 0)}", ha="center", va="center", fontsize=7.5, color="#6b737c")
             if flagged and np.isfinite(vals[i, j]):  # hatched: a value that is not comparable (too few samples, ...)
                 ax.add_patch(_hatch_patch(j, i))
-    ax.set_xticks(range(len(keys)), [f"{k} {_arrow(meta, k)}" for k in keys], rotation=30, ha="right", fontsize=8.5)
+    ax.set_xticks(range(len(keys)), [f"{k}{' n=∞' if k in corrected else ''} {_arrow(meta, k)}" for k in keys],
+                  rotation=30, ha="right", fontsize=8.5)
     ax.set_yticks(range(len(names)), names, fontsize=8.5)
-    ax.set_title(f"{aspect}: per-category values (colour: rank within each metric)", fontsize=10)
+    title = f"{aspect}: per-category values (colour: rank within each metric)"
+    if corrected:
+        title += "\nset metrics: size-corrected (n=∞); ~ = not reliable, protocol value shown"
+    ax.set_title(title, fontsize=10)
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, ticks=[0, 1])
     cb.ax.set_yticklabels(["worst", "best"], fontsize=8)
     return _png_uri(fig)
@@ -228,15 +320,17 @@ def _radar(key: str, per: dict[str, Any], overall: dict[str, Any] | None, meta: 
             if axes is not None and (aspect, cat) not in axes:
                 continue
             c = cells.get(key) or {}
+            v, basis = ranking_value(c)
             labels.append(cat)
             aspects.append(aspect)
-            vals.append(np.nan if c.get("value") is None else float(c["value"]))
-            flagged.append(bool(c.get("flags")))
+            vals.append(np.nan if v is None else float(v))
+            flagged.append(bool(c.get("flags")) or basis == BASIS_UNRELIABLE)
     v = np.asarray(vals, np.float64)
     if len(labels) < 3 or np.count_nonzero(np.isfinite(v)) < 2:
         return None
     hib = meta.get(key, {}).get("higher_is_better", True)
-    ov = None if not overall or overall.get("value") is None else float(overall["value"])
+    ov_v = ranking_value(overall)[0] if overall else None
+    ov = None if ov_v is None else float(ov_v)
     finite = v[np.isfinite(v)]
     lo, hi = float(finite.min()), float(finite.max())
     if ov is not None:
@@ -278,6 +372,8 @@ def _radar(key: str, per: dict[str, Any], overall: dict[str, Any] | None, meta: 
     ax.tick_params(axis="y", labelsize=7)
     title = meta.get(key, {}).get("title", key)
     direction = "higher is better" if hib else "lower is better: radial axis inverted, outward = better"
+    corrected = any("value_inf" in ((cells.get(key) or {})) for cats in per.values() for cells in cats.values())
+    title += " size-corrected (n=∞)" if corrected else ""
     ax.set_title(f"{title} ({key} {_arrow(meta, key)}), {direction}", fontsize=9.5, pad=18)
     handles = [ax.plot([], [], color=palette[i % len(palette)], linewidth=4)[0] for i in range(len(order))]
     leg_labels = list(order)
@@ -335,11 +431,13 @@ def _overall_html(results: dict[str, Any]) -> str:
         rows.append([
             f"<code>{_e(key)}</code>", _e(m.get("title", "")),
             f'<span class="{"up" if hib else "down"}">{"↑ higher" if hib else "↓ lower"}</span>',
-            _e(_fmt(cell.get("value"))), _e(_ci(cell)), _e(cell.get("n", 0)), _e(cell.get("n_failed", 0)),
+            _e(_fmt(cell.get("value"))), _e(_inf_text(cell)), _e(_ci(cell)), _e(cell.get("interval", "")),
+            _e(cell.get("n", 0)), _e(cell.get("n_failed", 0)),
             f'<span class="flag">{_e(flags)}</span>' if flags else "", _e(m.get("kind", "")),
         ])
-    return _table(["metric", "title", "better", "value", f"{pct}% CI", "n", "failed", "flags", "kind"], rows, raw=True,
-                  num_cols=(3, 4, 5, 6))
+    return (_table(["metric", "title", "better", "value", "size-corrected (n=∞)", f"{pct}% interval", "interval is",
+                    "n", "failed", "flags", "kind"], rows, raw=True, num_cols=(3, 4, 5, 7, 8))
+            + f'<p class="note">{_e(_INTERVAL_NOTE)}.</p>')
 
 
 def _failures_html(results: dict[str, Any], limit: int = 100) -> str:
@@ -378,13 +476,21 @@ def _category_table_html(cats: dict[str, dict[str, Any]], keys: list[str], meta:
                 row.append("—")
                 continue
             flags = c.get("flags") or []
-            tip = _e(f"CI {_ci(c) or 'n/a'}" + (f"; flags: {', '.join(flags)}" if flags else ""))
+            v, basis = ranking_value(c)
+            tip = f"{c.get('interval') or 'interval'} {_ci(c) or 'n/a'}"
+            if "value_inf" in c:
+                tip = (f"protocol value {_fmt(c.get('value'))}, size-corrected {_fmt(c.get('value_inf'))}"
+                       f"{'' if c.get('reliable') else ' (not reliable)'}; spread of the protocol value {_ci(c) or 'n/a'}")
+            tip = _e(tip + (f"; flags: {', '.join(flags)}" if flags else ""))
             # an empty cell is already visibly empty; the mark is for a value that is not comparable
-            mark = '<span class="flag">!</span>' if flags and c.get("value") is not None else ""
-            row.append(f'<span title="{tip}">{_e(_fmt(c.get("value"), 3))}{mark}</span> <small>n={_e(c.get("n", 0))}</small>')
+            mark = '<span class="flag">!</span>' if flags and v is not None else ""
+            if basis == BASIS_UNRELIABLE and v is not None:
+                mark += f'<span class="flag">{UNRELIABLE_MARK}</span>'
+            row.append(f'<span title="{tip}">{_e(_fmt(v, 3))}{mark}</span> <small>n={_e(c.get("n", 0))}</small>')
         rows.append(row)
-    return _table(["category"] + [f"{k} {_arrow(meta, k)}" for k in keys], rows, raw=True,
-                  num_cols=tuple(range(1, len(keys) + 1)))
+    corrected = {k for k in keys if any("value_inf" in (cells.get(k) or {}) for cells in cats.values())}
+    return _table(["category"] + [f"{k}{' (n=∞)' if k in corrected else ''} {_arrow(meta, k)}" for k in keys], rows,
+                  raw=True, num_cols=tuple(range(1, len(keys) + 1)))
 
 
 def write_html(results: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -440,9 +546,15 @@ def write_html(results: dict[str, Any], path: str | os.PathLike) -> Path:
         parts.append("<p>No metric values to break down.</p>")
     else:
         parts.append('<p class="note">Per-sample metrics are averaged over a category\'s samples; set metrics (FVD, KVD, '
-                     "FAD) are recomputed on the category's subset. <span class=flag>!</span> / hatched = flagged cell "
-                     "(too few samples, rank-deficient set, or a failed statistic): not comparable. Heatmap colours "
-                     "compare categories within one metric only (green = best category for that metric).</p>")
+                     "FAD) are recomputed on the category's subset. A set metric's finite-set value is biased by the "
+                     "set size, so its columns (n=∞) show the size-corrected value, extrapolated to an infinite set "
+                     "from the same samples, wherever that correction is reliable; "
+                     f"<span class=flag>{UNRELIABLE_MARK}</span> = not reliable (too few samples per effective "
+                     "feature dimension): the protocol value is shown, not comparable across category sizes. "
+                     "<span class=flag>!</span> / hatched = flagged cell "
+                     "(too few samples, rank-deficient set, a failed statistic, or an unreliable correction): not "
+                     "comparable. Heatmap colours compare categories within one metric only (green = best category "
+                     "for that metric).</p>")
         if not charts:
             parts.append('<p class="note">Charts omitted: matplotlib is not installed (pip install "javisbench[report]").</p>')
         for aspect, cats in per.items():

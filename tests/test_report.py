@@ -98,7 +98,12 @@ def _check(path: Path) -> _Checker:
 # ---------------------------------------------------------------------------------------------
 def test_text_tables_still_render(results: dict) -> None:
     t = overall_table(results)
-    assert "av_align ↑" in t and "fvd ↓" in t and "95% CI" in t
+    assert "av_align ↑" in t and "fvd ↓" in t and "95% interval" in t and "n=∞" in t
+    # every interval says what it is: ci for a per-sample mean, spread for a set metric
+    line = {ln.split()[0]: ln for ln in t.splitlines() if ln.split() and ln.split()[0] in ("av_align", "fvd")}
+    assert line["av_align"].rstrip().split("]")[1].split()[0] == "ci"
+    assert line["fvd"].split("]")[1].split()[0] == "spread"
+    assert "spread = sampling spread" in t
     assert "imagebind_huge.pth" in t                              # skipped, with the reason
     assert "sample_0003" in t                                     # the failure
     ct = category_tables(results)
@@ -173,6 +178,63 @@ def test_html_edge_cases(results: dict, tmp_path: Path, case: str) -> None:
     if case == "all-skipped":
         assert "fvd" in text and "weights missing" in text
     assert "data:image/png" not in out.read_text() or case == "no-categories"
+
+
+def test_cells_of_a_run_label_intervals_and_carry_the_size_correction(results: dict) -> None:
+    """The pipeline's cells: interval kind on every cell, value_inf and reliable on set-metric cells only."""
+    cells = [(k, c) for k, c in results["overall"].items()]
+    cells += [(k, c) for cats in results["per_category"].values() for cs in cats.values() for k, c in cs.items()]
+    for k, c in cells:
+        kind = results["metrics"][k]["kind"]
+        assert c["interval"] == ("spread" if kind == "set" else "ci"), k
+        assert ("value_inf" in c and "reliable" in c) == (kind == "set"), k
+        if kind == "set":
+            assert isinstance(c["reliable"], bool)
+            assert c["value_inf"] is not None or c["reliable"] is False
+    fvd = results["overall"]["fvd"]
+    assert fvd["n"] == N_CLIPS - 1 and fvd["value_inf"] is not None and fvd["value_inf"] != fvd["value"]
+
+
+def _set_results(results: dict) -> dict:
+    """A copy whose fvd cells have chosen protocol and size-corrected values: natural reliable, urban not."""
+    r = copy.deepcopy(results)
+    cats = r["per_category"]["event_scenario"]
+    cats["natural"]["fvd"].update(value=9.0, value_inf=2.0, reliable=True, flags=[])
+    cats["urban"]["fvd"].update(value=3.0, value_inf=2.5, reliable=False, flags=[])
+    return r
+
+
+def test_category_tables_rank_set_metrics_by_the_size_corrected_value(results: dict) -> None:
+    from javisbench.report import ranking_value
+
+    r = _set_results(results)
+    text = category_tables(r, ["fvd"])
+    block = text.split("[event_scenario]")[1].split("\n\n")[0]
+    row = {ln.split()[0]: ln for ln in block.splitlines() if ln.split()}
+    assert "fvd (n=∞)" in block
+    assert "2.000 (n=" in row["natural"] and "9.000" not in row["natural"]     # corrected, not the protocol value
+    assert "3.000~ (n=" in row["urban"]                                          # unreliable: protocol value, marked
+    assert "size-corrected values (n=∞)" in text
+    assert ranking_value(r["per_category"]["event_scenario"]["natural"]["av_align"]) == \
+        (r["per_category"]["event_scenario"]["natural"]["av_align"]["value"], "protocol")
+
+
+def test_html_category_table_and_heatmap_use_the_size_corrected_value(results: dict, tmp_path: Path) -> None:
+    r = _set_results(results)
+    html = write_html(r, tmp_path / "r.html").read_text(encoding="utf-8")
+    section = html.split("<h3>event_scenario</h3>")[1].split("</table>")[0]
+    assert "fvd (n=∞) ↓" in section
+    assert 'protocol value 9.0000, size-corrected 2.0000;' in section and ">2.000<" in section
+    assert "size-corrected 2.5000 (not reliable)" in section and ">3.000<span class=\"flag\">~</span>" in section
+    assert "interval is" in html and "spread" in html
+    # the heatmap is drawn from the ranking values: a different chart than from the protocol values
+    from javisbench.report import _heatmap
+
+    keys, meta = ["fvd", "av_align"], r["metrics"]
+    cats = r["per_category"]["event_scenario"]
+    plain = {c: {k: {kk: vv for kk, vv in v.items() if kk not in ("value_inf", "reliable")} for k, v in cs.items()}
+             for c, cs in cats.items()}
+    assert _heatmap("event_scenario", cats, keys, meta) != _heatmap("event_scenario", plain, keys, meta)
 
 
 def test_heatmap_scores_are_direction_aware_per_column() -> None:
