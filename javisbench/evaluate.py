@@ -171,7 +171,7 @@ def load_encoders(run: Run, injected: Mapping[str, Any] | None = None) -> tuple[
         except KeyError as e:
             unusable[enc_id] = f"encoder {enc_id!r} unavailable: {e}"
             continue
-        enc = cls(run.protocol, device=cfg.device, batch_size=cfg.batch_size)
+        enc = cls(run.protocol, device=cfg.device, batch_size=cfg.batch_size_for(enc_id))
         reasons = []
         for wf in cls.weight_files:
             st = check(enc_id, wf, run.weights_dir, hash_it=True)
