@@ -160,6 +160,10 @@ def cmd_reference(a: argparse.Namespace) -> int:
     cfg = EvalConfig(samples_dir=Path(a.real_dir), bench=Path(a.bench), metrics=a.metrics, device=a.device,
                      weights_dir=a.weights_dir, cache_dir=a.cache_dir, batch_size=a.batch_size, limit=a.limit,
                      protocol=a.protocol)
+    from javisbench.outputs import check_command_output
+
+    check_command_output(a.out, "--out", inputs=[a.bench] if Path(a.bench).is_file() else [], input_dirs=[a.real_dir],
+                         kind="reference")
     feats, feature_protocols, run, log = build_reference(cfg)
     if not feats:
         print("no reference features computed: " + "; ".join(log.skipped.values()), file=sys.stderr)
@@ -177,6 +181,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     from javisbench.results import read_results
 
     r = read_results(a.results)
+    if a.html:
+        from javisbench.outputs import check_command_output
+
+        check_command_output(a.html, "--html", inputs=[a.results], kind="html")
     print(overall_table(r))
     if r.get("per_category"):
         print()
@@ -201,7 +209,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from javisbench.compare import compare, render_comparison
     from javisbench.results import read_results
 
-    c = compare(read_results(a.a), read_results(a.b), n_boot=a.n_boot, seed=a.seed, level=a.level)
+    ra, rb = read_results(a.a), read_results(a.b)
+    if a.out:
+        from javisbench.outputs import check_command_output
+
+        check_command_output(a.out, "--out", inputs=[a.a, a.b], kind="comparison")
+    c = compare(ra, rb, n_boot=a.n_boot, seed=a.seed, level=a.level)
     print(render_comparison(c))
     if a.out:
         from javisbench.results import write_json
