@@ -9,8 +9,10 @@ Schema (``schema_version`` 1.x; readers refuse another major version):
 * ``encoders``: encoder id -> ``{fingerprint, weights_sha256}``; ``libraries``: versions
 * ``seed``, ``device``
 * ``metrics``: key -> ``{title, kind, higher_is_better, official, encoders}``
-* ``overall``: key -> ``{value, ci_low, ci_high, n, n_failed}``
-* ``per_category``: aspect -> category -> key -> ``{value, ci_low, ci_high, n, flags}``
+* ``overall``: key -> ``{value, ci_low, ci_high, interval, n, n_failed, flags}``; ``interval`` is
+  ``"ci"`` (per-sample means) or ``"spread"`` (set metrics); set metrics add ``value_inf`` (the
+  size-corrected value) and ``reliable`` (see ``javisbench.breakdown``)
+* ``per_category``: aspect -> category -> key -> the same cell
 * ``per_subcategory``: aspect -> category -> subcategory -> key -> cell (when labelled)
 * ``per_sample``: sample id -> key -> value (null where the sample failed)
 * ``labels``: ``{taxonomy: definition, categories: {aspect: [[index, ...] per sample]},
