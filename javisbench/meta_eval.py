@@ -265,11 +265,16 @@ def meta_eval(samples_dir: str | Path, bench: str | Path, out: str | Path | None
     unofficial: dict[str, Any] = {}
     for r in results.values():
         unofficial.update(r.get("unofficial_weights") or {})
+    status = weights_status(clean)
     notes = []
-    if unofficial:
-        notes.append("weights not official: " + "; ".join(f"{k} ({v if isinstance(v, str) else 'recorded'})"
-                                                          for k, v in sorted(unofficial.items()))
-                     + " — the AUROC of their metrics says nothing about the official metrics")
+    bad = sorted(k for k, v in status.items() if v.startswith("not official"))
+    unknown = sorted(k for k, v in status.items() if v.startswith("not verified"))
+    if bad:
+        notes.append(f"weights not official: {', '.join(bad)} (sha256 differs from the official file's) — the AUROC "
+                     "of their metrics says nothing about the official metrics")
+    if unknown:
+        notes.append(f"weights not verified as official: {', '.join(unknown)} (no published sha256 to compare with; "
+                     "fixture or fill weights look the same) — read their AUROC as that of these weights only")
     if reference_dir is None and any(m.kind == "set" for m in wanted):
         notes.append("set metrics: the reference set is the clean clips themselves (the clean value is the "
                      "metric's floor); pass --reference-dir for an independent real set")
@@ -283,6 +288,7 @@ def meta_eval(samples_dir: str | Path, bench: str | Path, out: str | Path | None
         "model": {"name": "meta-eval", "samples": str(Path(samples_dir).resolve())},
         "encoders": clean["encoders"],
         "unofficial_weights": unofficial,
+        "weights_status": status,
         "seed": seed,
         "device": device,
         "n_boot": n_boot,
@@ -300,6 +306,29 @@ def meta_eval(samples_dir: str | Path, bench: str | Path, out: str | Path | None
     if out_p is not None:
         write_json(doc, out_p)
     return doc
+
+
+def weights_status(results: dict[str, Any]) -> dict[str, str]:
+    """``encoder:file`` -> ``official`` | ``not official: ...`` | ``not verified: ...`` for every weight
+    file of the run's encoders (the sha256 recorded in the results against the published one)."""
+    from javisbench.encoders import encoder_class
+
+    out: dict[str, str] = {}
+    for enc_id, info in sorted((results.get("encoders") or {}).items()):
+        try:
+            files = encoder_class(enc_id).weight_files
+        except KeyError:
+            continue
+        for wf in files:
+            got = (info.get("weights_sha256") or {}).get(wf.name)
+            key = f"{enc_id}:{wf.name}"
+            if wf.sha256 is None:
+                out[key] = "not verified: no published sha256"
+            elif got == wf.sha256:
+                out[key] = "official"
+            else:
+                out[key] = f"not official: sha256 {str(got)[:12]}... is not the official {wf.sha256[:12]}..."
+    return out
 
 
 def _num(x: Any) -> float:
