@@ -154,3 +154,26 @@ def test_rewards_of_candidate_files(tmp_path: Path) -> None:
     head = out.read_text().splitlines()[0].split(",")
     assert head == ["prompt_id", "candidate", "sample_id", "text", "video", "audio", "ib_tv", "ib_ta", "ib_av",
                     "z_video", "z_audio", "z_audio_video"]
+
+
+def test_candidate_column_groups_rows_by_prompt(tmp_path: Path) -> None:
+    names = ["clip_00", "clip_01", "clip_02"]
+    with open(tmp_path / "bench.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "candidate"])
+        w.writerows([["a red square", "seed0"], ["a red square", "seed1"], ["a green disc", "seed0"]])
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for i, n in enumerate(names):
+        for ext in ("mp4", "wav"):
+            shutil.copy(GOLDEN / f"{n}.{ext}", samples / f"sample_{i:04d}.{ext}")
+    rows, skipped, failed = compute_rewards(samples, tmp_path / "bench.csv", encoders={"imagebind": FakeImageBind},
+                                            cache_dir=tmp_path / "cache", weights_dir=tmp_path / "w", progress="none",
+                                            workers=1)
+    assert [(r["prompt_id"], r["candidate"], r["sample_id"]) for r in rows] == [
+        ("sample_0000", "seed0", "sample_0000"), ("sample_0000", "seed1", "sample_0001"),
+        ("sample_0002", "seed0", "sample_0002")]
+    write_rewards(rows, tmp_path / "r.csv")
+    got, cols = read_rewards(tmp_path / "r.csv")
+    pairs, _ = rank_reward_pairs(got, cols)
+    assert all(p["prompt_id"] == "sample_0000" for p in pairs)     # a prompt with one candidate gives no pair
