@@ -45,7 +45,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
                        progress="none" if a.quiet else a.progress, **cfg).data
     if "overall" not in results:     # a torchrun rank other than 0: its shard is in the store, rank 0 reports
         return 0
-    print(overall_table(results))
+    print(overall_table({**results, "failures": {}}))    # failures: grouped by reason in the summary below
     return _finish_evaluate(a, cfg, results)
 
 
