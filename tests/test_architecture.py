@@ -254,7 +254,7 @@ def test_changing_the_seed_recomputes_no_feature(bench: dict, tmp_path: Path, ca
     capsys.readouterr()
     second = run(1)
     err = capsys.readouterr().err
-    assert "0 of 4 samples need features" in err
+    assert "0 of 4 clips need features" in err
     store = second["timing"]["feature_store"]
     assert store["misses"] == 0 and store["writes"] == 0 and store["hits"] == 3 * 4 + 2 * 4   # fake + real clips
     assert second["per_sample"] == first["per_sample"]

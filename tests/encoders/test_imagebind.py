@@ -149,6 +149,27 @@ def _stub_audio(x: np.ndarray) -> np.ndarray:
     return y.reshape(b, k, -1).mean(dim=1).numpy()
 
 
+def _window_audio_compatible(name: str) -> np.ndarray:
+    """``window_audio`` of the AVH view of a golden clip, computed in a fresh process whose MKL runs
+    in its CPU-independent mode (``MKL_CBWR=COMPATIBLE``)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "w.npy"
+        code = ("import importlib.util, numpy as np; "
+                f"spec = importlib.util.spec_from_file_location('tib', {str(Path(__file__))!r}); "
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+                f"p = m.ib.ImageBindAVHEncoder(m.OFFICIAL).prepare(m._clip({name!r}), '', ''); "
+                f"np.save({str(out)!r}, p['window_audio'])")
+        r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, MKL_CBWR="COMPATIBLE"),
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return np.load(out)
+
+
 @pytest.mark.parametrize("name", CLIPS)
 def test_avh_inputs_match_stub_fixture(name: str) -> None:
     """The official AVH/JavisScore path with a weight-free stub model: frame inputs, whole-clip
@@ -171,8 +192,13 @@ def test_avh_inputs_match_stub_fixture(name: str) -> None:
     assert p["window_audio"].shape == (m, 1, 1, 128, 204)          # K = 1: each window embedded once
     recorded = stub[f"{name}__javis_audio_input"]                   # (M, 3, 1, 128, 204) when stored
     if recorded.size:
+        # MKL picks its FFT code path by CPU: on AVX-512 machines 2 of 130,560 log-fbank values of
+        # near-silent bins differ from the fixture machine's by up to 2.1e-4 (the log amplifies the
+        # rounding).  The parity of our preprocessing is checked in MKL's CPU-independent mode
+        # (MKL_CBWR=COMPATIBLE, read before MKL's first call: a fresh process), where it is 2.4e-7.
+        window_audio = _window_audio_compatible(name)
         for k in range(3):
-            np.testing.assert_allclose(p["window_audio"][:, 0], recorded[:, k], rtol=0, atol=1e-4)
+            np.testing.assert_allclose(window_audio[:, 0], recorded[:, k], rtol=0, atol=1e-4)
 
     frame_emb = _stub_vision(p["frames"])
     audio_emb = _stub_audio(p["audio"][None])
