@@ -144,3 +144,14 @@ def test_compare_of_results_without_a_size_correction_keeps_the_protocol_values(
     assert size_corrected_cell(old) is None
     moved = size_corrected_cell({**old, "value_inf": 1.0, "reliable": True})
     assert (moved["value"], moved["ci_low"], moved["ci_high"]) == (1.0, 0.0, 2.0)
+
+
+def test_examples_in_report_and_compare_docs_run() -> None:
+    import doctest
+
+    import javisbench.compare
+    import javisbench.report
+
+    for mod in (javisbench.report, javisbench.compare):
+        r = doctest.testmod(mod, report=False)
+        assert r.attempted >= 2 and r.failed == 0, mod.__name__
