@@ -155,3 +155,18 @@ def test_examples_in_report_and_compare_docs_run() -> None:
     for mod in (javisbench.report, javisbench.compare):
         r = doctest.testmod(mod, report=False)
         assert r.attempted >= 2 and r.failed == 0, mod.__name__
+
+
+def test_memoised_set_cells_without_the_new_keys_are_recomputed() -> None:
+    """A memo entry written before cells carried ``interval``/``value_inf`` (or a damaged one) is not reused."""
+    from javisbench.breakdown import _valid_cell, _valid_tree
+
+    new = {"value": 2.0, "ci_low": 1.0, "ci_high": 3.0, "interval": "spread", "n": 9, "n_failed": 0, "flags": [],
+           "value_inf": 1.5, "reliable": True}
+    assert _valid_cell(new) and _valid_tree({"a": {"c": new}})
+    old = {k: v for k, v in new.items() if k not in ("interval", "value_inf", "reliable")}
+    assert not _valid_cell(old) and not _valid_tree({"a": {"c": new, "d": old}})
+    assert not _valid_cell({**new, "interval": "95% CI"})
+    assert not _valid_cell({k: v for k, v in new.items() if k != "reliable"})      # value_inf without its flag
+    assert not _valid_cell({**new, "reliable": "yes"}) and not _valid_cell({**new, "value_inf": float("nan")})
+    assert _valid_cell({**new, "value_inf": None, "reliable": False})
