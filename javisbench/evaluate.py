@@ -279,7 +279,7 @@ def extract(run: Run, encoders: Mapping[str, Encoder], store: FeatureStore,
             for n in _stored_notes(store, run, h):
                 log.warn(row.sample_id, n)
     log.timing["hash_and_lookup_s"] = time.perf_counter() - t0
-    _log(cfg, f"[javisbench] {label}: {len(work)} of {len(run.manifest)} samples need features")
+    _log(cfg, f"[javisbench] {label}: {len(work)} of {len(run.manifest)} clips need features")
     if not work:
         log.timing["decode_s"] = 0.0
         log.timing["encode_s"] = {}
