@@ -26,10 +26,10 @@ Set metrics are compared on their **size-corrected** values (``value_inf``, the 
 extrapolated to an infinite set; ``basis: "size-corrected"``), so that a category's difference
 does not depend on how many samples the category has and on how differently the two models'
 features spread.  A set metric's stored interval is the sampling spread of its protocol value
-(``interval: "spread"``); it is moved onto ``value_inf`` by the same offset (``a_ci``/``b_ci``
-are then the moved intervals; ``a_protocol``/``b_protocol`` keep the protocol values).  The
-corrected value is noisier than the protocol value, so read a significant set-metric verdict as
-indicative.  Where either side's correction is missing or not ``reliable``, the cell falls back
+(``interval: "spread"``); it is moved onto ``value_inf`` and widened about it by
+:data:`INF_SPREAD_FACTOR`, because the extrapolated value is noisier than the protocol value
+(``a_ci``/``b_ci`` are then the moved intervals; ``a_protocol``/``b_protocol`` keep the protocol
+values).  Where either side's correction is missing or not ``reliable``, the cell falls back
 to the protocol values (``basis: "protocol"``) and a note says how many cells did.
 
 ``better`` is direction-aware (``higher_is_better`` from the results' metric table): ``"b"`` when B
@@ -45,6 +45,12 @@ from typing import Any
 import numpy as np
 
 COMPARISON_SCHEMA = "1.0"
+
+#: How much wider the sampling spread of a size-corrected set metric is than the protocol value's:
+#: the standard deviation over 60 seeded Gaussian sets was 1.14x (d = 8, n = 100), 1.08x (d = 8,
+#: n = 400) and 1.10x (d = 32, n = 400) that of the plain FD, and 1.17x on another 30 (d = 8,
+#: n = 100; the test); rounded up.
+INF_SPREAD_FACTOR = 1.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,11 +184,13 @@ def unpaired_cell(va: np.ndarray, vb: np.ndarray, higher_is_better: bool, n_boot
 
 def size_corrected_cell(cell: dict[str, Any] | None) -> dict[str, Any] | None:
     """A stored set-metric cell seen through its size correction: ``value`` = ``value_inf`` and the
-    interval moved by ``value_inf - value``; None when the cell has no reliable correction.
+    interval moved onto it, its distances to the value widened by :data:`INF_SPREAD_FACTOR`; None
+    when the cell has no reliable correction.
 
     Example:
-        >>> size_corrected_cell({"value": 2.0, "ci_low": 1.5, "ci_high": 3.0, "value_inf": 1.0, "reliable": True})["ci_low"]
-        0.5
+        >>> c = size_corrected_cell({"value": 2.0, "ci_low": 1.5, "ci_high": 3.0, "value_inf": 1.0, "reliable": True})
+        >>> c["value"], round(c["ci_low"], 3), round(c["ci_high"], 3)
+        (1.0, 0.4, 2.2)
         >>> size_corrected_cell({"value": 2.0, "value_inf": 1.0, "reliable": False}) is None
         True
     """
@@ -190,9 +198,10 @@ def size_corrected_cell(cell: dict[str, Any] | None) -> dict[str, Any] | None:
     v, vi = _num(c.get("value")), _num(c.get("value_inf"))
     if not c.get("reliable") or v is None or vi is None:
         return None
-    shift = vi - v
+    f = INF_SPREAD_FACTOR
     lo, hi = _num(c.get("ci_low")), _num(c.get("ci_high"))
-    return {**c, "value": vi, "ci_low": None if lo is None else lo + shift, "ci_high": None if hi is None else hi + shift}
+    return {**c, "value": vi, "ci_low": None if lo is None else vi - f * (v - lo),
+            "ci_high": None if hi is None else vi + f * (hi - v)}
 
 
 def set_metric_cell(ca: dict[str, Any] | None, cb: dict[str, Any] | None, higher_is_better: bool) -> dict[str, Any]:

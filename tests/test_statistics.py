@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from javisbench.breakdown import set_metric_fns, set_metric_inf
-from javisbench.compare import compare, render_comparison, set_metric_cell, size_corrected_cell
+from javisbench.compare import INF_SPREAD_FACTOR, compare, render_comparison, set_metric_cell, size_corrected_cell
 from javisbench.protocol import FIXED, OFFICIAL
 from javisbench.suite import METRICS, get_metric
 from metrics.frechet import frechet_distance_fast, frechet_distance_inf
@@ -127,8 +127,9 @@ def test_compare_uses_the_size_corrected_set_value_and_falls_back_when_unreliabl
     m = c["metrics"]["fvd"]
     assert m["basis"] == "size-corrected" and (m["a"], m["b"], m["diff"]) == (6.0, 3.0, -3.0)
     assert (m["a_protocol"], m["b_protocol"]) == (10.0, 12.0)
-    assert m["a_ci"] == [5.5, 6.5] and m["b_ci"] == [2.5, 3.5]                  # spreads moved onto value_inf
-    assert m["ci_low"] == pytest.approx(-4.0) and m["ci_high"] == pytest.approx(-2.0)
+    f = INF_SPREAD_FACTOR                                                          # spreads moved onto value_inf, widened
+    assert m["a_ci"] == pytest.approx([6 - 0.5 * f, 6 + 0.5 * f]) and m["b_ci"] == pytest.approx([3 - 0.5 * f, 3 + 0.5 * f])
+    assert m["ci_low"] == pytest.approx(-3.0 - f) and m["ci_high"] == pytest.approx(-3.0 + f)
     assert m["significant"] and m["better"] == "b"
     cat = c["per_category"]["event_scenario"]["natural"]["fvd"]
     assert cat["basis"] == "protocol" and cat["diff"] == 2.0 and cat["better"] == "a"   # A's correction unreliable
@@ -143,7 +144,22 @@ def test_compare_of_results_without_a_size_correction_keeps_the_protocol_values(
     assert cell["basis"] == "protocol" and cell["diff"] == 0.0 and not cell["significant"]
     assert size_corrected_cell(old) is None
     moved = size_corrected_cell({**old, "value_inf": 1.0, "reliable": True})
-    assert (moved["value"], moved["ci_low"], moved["ci_high"]) == (1.0, 0.0, 2.0)
+    assert moved["value"] == 1.0 and moved["ci_low"] == pytest.approx(1.0 - INF_SPREAD_FACTOR)
+    assert moved["ci_high"] == pytest.approx(1.0 + INF_SPREAD_FACTOR)
+
+
+def test_the_size_corrected_spread_factor_covers_the_extra_noise() -> None:
+    """INF_SPREAD_FACTOR against a fresh measurement (d = 8, n = 100, 30 seeded sets): the sd of the
+    extrapolated FD over that of the plain FD (1.17 on these seeds)."""
+    d, n = 8, 100
+    plain, inf = [], []
+    for r in range(30):
+        rng = np.random.default_rng(1000 + r)
+        s = frechet_distance_inf(rng.normal(np.sqrt(1.0 / d), 1.0, (n, d)), rng.normal(size=(n, d)))
+        plain.append(s.plain)
+        inf.append(s.value)
+    ratio = float(np.std(inf) / np.std(plain))
+    assert 1.0 < ratio <= INF_SPREAD_FACTOR
 
 
 def test_examples_in_report_and_compare_docs_run() -> None:
