@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         row.update(evaluate(samples, manifest, work / f"results_{fam}.json"))
         rows.append(row)
         print(f"[{time.perf_counter() - t_all:6.0f}s] {row}", file=sys.stderr)
-    record = {"rows": rows, "settings": vars(a), "work": str(work), "torch": torch.__version__,
+    settings = {k: v for k, v in vars(a).items() if k not in ("work", "out")}   # no machine paths in the record
+    record = {"rows": rows, "settings": settings, "torch": torch.__version__,
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": a.threads,
                           "load_avg": os.getloadavg()}, "wall_s": time.perf_counter() - t_all}
     out = Path(a.out)
