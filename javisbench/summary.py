@@ -118,10 +118,10 @@ def extra_files(samples_dir: str | Path | None, sample_ids: Iterable[str]) -> li
     return sorted(p.name for p in Path(samples_dir).iterdir() if (m := pat.match(p.name)) and m.group(1) not in ids)
 
 
-def _naming_hint(samples_dir: Path | None, missing: list[str], n_samples: int) -> str | None:
+def _naming_hint(samples_dir: Path | None, missing: list[str], n_samples: int, all_ids: Iterable[str]) -> str | None:
     if samples_dir is None or not Path(samples_dir).is_dir():
         return None
-    ids = set(missing)
+    ids = set(all_ids) | set(missing)
     videos = sorted(p.name for p in Path(samples_dir).iterdir() if p.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
                     and p.stem not in ids)
     expected = ", ".join(f"{s}.mp4" for s in missing[:2])
@@ -177,7 +177,7 @@ def _hints(results: dict[str, Any], fails: dict[str, dict[str, str]], warns: dic
     big = lambda k: k >= 2 and k >= SYSTEMATIC_SHARE * n  # noqa: E731
     missing = [sid for sid, st in fails.items() if "missing video file" in st.get("input", "")]
     if big(len(missing)):
-        h = _naming_hint(Path(samples_dir) if samples_dir else None, missing, n)
+        h = _naming_hint(Path(samples_dir) if samples_dir else None, missing, n, results.get("sample_ids") or ())
         if h:
             hints.append(h)
     short = [sid for sid in set(fails) | set(warns)
@@ -205,8 +205,10 @@ def render(s: Summary, out: str | Path | None = None, max_ids: int = 3, max_reas
 
     lines: list[str] = []
     if s.missing_metrics:
-        lines.append(f"metrics without a value: {len(s.missing_metrics)} ({', '.join(s.missing_metrics)})"
-                     + where("skipped"))
+        parts = [f"{k} ({'skipped' if why.startswith(('skipped', 'failed')) else 'no sample scored'})"
+                 for k, why in s.missing_metrics.items()]
+        lines.append(f"metrics without a value: {len(parts)}: {', '.join(parts)}"
+                     + (where("skipped") if any(p.endswith("(skipped)") for p in parts) else ""))
     for title, groups, count, key in (("failed", s.failed, s.n_failed, "failures"),
                                       ("warned", s.warned, s.n_warned, "warnings")):
         if not groups:

@@ -52,7 +52,7 @@ def test_evaluate_validate_report(tiny: dict, tmp_path: Path, capsys: pytest.Cap
     assert rc == 3             # fvd has no weights: skipped, and the exit code says so (results still written)
     text = capsys.readouterr().out
     assert "av_align ↑" in text and "fvd: skipped" in text and "i3d_pretrained_400.pt" in text
-    assert "metrics without a value: 1 (fvd)" in text
+    assert "metrics without a value: 1: fvd (skipped)" in text
     r = json.loads(out.read_text())
     assert r["model"] == {"name": "synthetic", "steps": "30"}
     assert main(["report", str(out)]) == 0

@@ -688,3 +688,13 @@ def test_other_commands_never_overwrite_their_inputs(base: dict, case: Case, cap
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
     assert case.snapshot() == before
+
+
+def test_reasons_group_across_ids_paths_and_numbers() -> None:
+    from javisbench.summary import reason_key
+
+    a = reason_key("decode", "sample 'sample_0001' (/x/a/sample_0001.mp4): decoded 24 of the 48 frames", "sample_0001")
+    b = reason_key("decode", "sample 'sample_0007' (/y/sample_0007.mp4): decoded 3 of the 96 frames", "sample_0007")
+    c = reason_key("input", "sample 'sample_0007' (/y/sample_0007.mp4): decoded 3 of the 96 frames", "sample_0007")
+    d = reason_key("decode", "sample 'sample_0007' (/y/sample_0007.mp4): no video stream", "sample_0007")
+    assert a == b and a != c and a != d
