@@ -30,6 +30,11 @@ the original).
 Tiny scale: no VAE; video in pixels (B, T, 3, H, W) ∈ [−1, 1], patch (2, 8, 8); audio the suite's
 normalised log-mel (B, Tm, 64), patch (8, 16). The network predicts the suite's velocity ε − x0.
 
+Sizes: the ``paper`` preset has 1.114 Gi parameters in the audio branch (S1; the paper's "1.11 B" is
+in binary units) and 29.2 Mi in the prior estimator (S2: "29.3 M"). The DiT totals 3.46 Gi, not the
+paper's 3.14 B: the released prior-CA + Bi-CA + time/prior-embedder set (S3) counts 1.25 Gi where the
+paper lists 923.8 M; the modules follow ``vastdit3.py`` as released.
+
 Paper-vs-code options (spec §5), each defaulting to the code:
 
 * ``block_order``: ``"code"`` | ``"paper"`` (above).

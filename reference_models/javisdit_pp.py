@@ -24,6 +24,10 @@ suite's normalised log-mel (B, Tm, 64) with patch (8, 16) → 256 video + 128 au
 network predicts the suite's rectified-flow velocity ε − x0 (the original predicts x0 − ε through
 its internal sign flip; the same flow).
 
+Sizes: the ``paper`` preset has 2.098 Gi parameters (the paper's "2.1 B" is in binary units), 794.8 Mi
+trained in audio pretraining ("794 M") and 121.9 Mi of LoRA in SFT ("121 M"). Its audio patch (2, 2)
+on AudioLDM2's 8-channel latents is the paper's "8×8 compression" (4×4 VAE × 2×2 patch).
+
 Paper-vs-code options (spec §5), each defaulting to the code:
 
 * ``ta_time_map``: ``"code_ceil_linspace"`` (code) | ``"paper_round"`` (paper, clamped) | ``"physical"``.
