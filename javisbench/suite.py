@@ -42,6 +42,7 @@ class Metric:
     ordered_fn: OrderedFn | None = None      # per-sample values that depend on the sample order
     quirks: tuple[str, ...] = field(default_factory=tuple)
     reads: tuple[str, ...] = field(default_factory=tuple)     # "encoder:feature" it reads (set metrics: set_feature)
+    in_default: bool = True                  # False: computed only when named (the in-domain "@synthav" keys)
 
     @property
     def features(self) -> tuple[tuple[str, str], ...]:
@@ -271,6 +272,73 @@ _add(Metric("desync", "DeSync", ("synchformer",), "sample", False, "mean |audio-
             quirks=("first group wrap-padded to 14 segments", "group/sample reshape bug for clips over 4.8 s"), reads=("synchformer:group_offsets",)))
 
 
+# ---------------------------------------------------------------------------------------------
+# in-domain metrics: the same metric functions on the SynthAV-trained encoders (javisbench.indomain).
+# Keys end in "@synthav"; official=False: never printed or ranked as the official metric.
+# ---------------------------------------------------------------------------------------------
+def _avh_indomain(f: Feats, p: "Protocol") -> float:
+    from metrics.avh import avh_score
+
+    s = f["synthav-av"]
+    return float(avh_score(s["frames"], s["avh_audio"]))
+
+
+def _javis_indomain(f: Feats, p: "Protocol") -> float:
+    from metrics.avh import javis_score
+
+    s = f["synthav-av"]
+    idx = np.rint(s["window_frame_idx"]).astype(np.int64)
+    return float(javis_score(s["frames"], s["window_audio"], idx, topk=p.javis_topk, clamp_k=p.javis_clamp_k))
+
+
+def _desync_indomain(all_feats: list[Optional[Feats]], p: "Protocol") -> np.ndarray:
+    from metrics.desync import assign_group_offsets
+
+    groups = [None if f is None else np.abs(np.asarray(f["synthav-sync"]["group_offsets"], np.float64).ravel())
+              for f in all_feats]
+    kept = [g for g in groups if g is not None]
+    per_sample = iter(np.asarray(assign_group_offsets(np.concatenate(kept) if kept else np.zeros(0),
+                                                      [len(g) for g in kept], official_bug=False), np.float64))
+    return np.array([np.nan if g is None else next(per_sample) for g in groups])
+
+
+_SYN = "in-domain (SynthAV-trained, not official): "
+_add(Metric("fvd@synthav", "FVD@synthav", ("synthav-av",), "set", False,
+            _SYN + "Fréchet distance of synthav-av video embeddings to the reference set", official=False, in_default=False,
+            set_feature=("synthav-av", "video"), set_fn=_fd, resample_fn=_fd_fast))
+_add(Metric("kvd@synthav", "KVD@synthav", ("synthav-av",), "set", False,
+            _SYN + "polynomial-kernel MMD² of synthav-av video embeddings to the reference set", official=False, in_default=False,
+            set_feature=("synthav-av", "video"), set_fn=_kvd, resample_fn=_kvd_fast))
+_add(Metric("fad@synthav", "FAD@synthav", ("synthav-av",), "set", False,
+            _SYN + "Fréchet distance of synthav-av audio embeddings to the reference set (not scaled)", official=False, in_default=False,
+            set_feature=("synthav-av", "audio"), set_fn=_fd, resample_fn=_fd_fast))
+_add(Metric("ib_tv@synthav", "Text-video@synthav", ("synthav-text", "synthav-av"), "sample", True,
+            _SYN + "cosine of the synthav-text prompt and synthav-av video embeddings", official=False, in_default=False, needs_text=True,
+            sample_fn=lambda f, p: _cos(f["synthav-text"]["text_video"], f["synthav-av"]["video"]),
+            reads=("synthav-text:text_video", "synthav-av:video")))
+_add(Metric("ib_ta@synthav", "Text-audio@synthav", ("synthav-text", "synthav-av"), "sample", True,
+            _SYN + "cosine of the synthav-text audio prompt and synthav-av audio embeddings", official=False, in_default=False,
+            needs_text=True, sample_fn=lambda f, p: _cos(f["synthav-text"]["text_audio"], f["synthav-av"]["audio"]),
+            reads=("synthav-text:text_audio", "synthav-av:audio")))
+_add(Metric("ib_av@synthav", "Audio-video@synthav", ("synthav-av",), "sample", True,
+            _SYN + "cosine of synthav-av audio and video embeddings", official=False, in_default=False,
+            sample_fn=lambda f, p: _cos(f["synthav-av"]["audio"], f["synthav-av"]["video"]),
+            reads=("synthav-av:audio", "synthav-av:video")))
+_add(Metric("avh_score@synthav", "AVHScore@synthav", ("synthav-av",), "sample", True,
+            _SYN + "mean over frames of cos(time-aware frame, whole-clip audio) (8 fps)", official=False, in_default=False,
+            sample_fn=_avh_indomain, reads=("synthav-av:frames", "synthav-av:avh_audio")))
+_add(Metric("javis_score@synthav", "JavisScore@synthav", ("synthav-av",), "sample", True,
+            _SYN + "mean over 2 s windows of the bottom-40% time-aware frame-audio cosines (8 fps)", official=False, in_default=False,
+            sample_fn=_javis_indomain,
+            reads=("synthav-av:frames", "synthav-av:window_audio", "synthav-av:window_frame_idx")))
+_add(Metric("desync@synthav", "DeSync@synthav", ("synthav-sync",), "sample", False,
+            _SYN + "|audio-video offset| predicted by the SynthAV offset classifier (−2…2 s, 0.2 s classes), seconds",
+            official=False, in_default=False, ordered_fn=_desync_indomain, reads=("synthav-sync:group_offsets",)))
+
+#: the in-domain keys, in table order
+INDOMAIN_METRICS: tuple[str, ...] = tuple(k for k in METRICS if k.endswith("@synthav"))
+
+
 def get_metric(key: str) -> Metric:
     from javisbench.names import unknown_name
 
@@ -281,13 +349,16 @@ def get_metric(key: str) -> Metric:
 
 
 def select_metrics(keys: list[str] | None) -> list[Metric]:
-    """``None`` or ``["all"]``: every metric; otherwise the named ones, validated."""
+    """``None`` or ``["all"]``: every default metric (the in-domain ``@synthav`` keys are not among
+    them); otherwise the named ones, validated.  ``@synthav`` names every in-domain key."""
     if not keys or keys == ["all"]:
-        return list(METRICS.values())
+        return [m for m in METRICS.values() if m.in_default]
     out: list[Metric] = []
     for k in keys:
         for part in k.split(","):
             part = part.strip()
-            if part and METRICS.get(part) not in out:
-                out.append(get_metric(part))
+            names = INDOMAIN_METRICS if part in ("@synthav", "synthav") else (part,) if part else ()
+            for name in names:
+                if METRICS.get(name) not in out:
+                    out.append(get_metric(name))
     return out

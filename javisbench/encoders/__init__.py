@@ -19,6 +19,10 @@ ENCODERS: dict[str, str] = {
     "audiobox": "javisbench.encoders.audiobox:AudioboxEncoder",
     "videoreward": "javisbench.encoders.videoreward:VideoRewardEncoder",
     "avalign": "javisbench.encoders.avalign:AVAlignEncoder",
+    # in-domain encoders trained on SynthAV (weights ship with the package; metrics "@synthav", never official)
+    "synthav-av": "javisbench.encoders.synthav:SynthAVEncoder",
+    "synthav-text": "javisbench.encoders.synthav:SynthAVTextEncoder",
+    "synthav-sync": "javisbench.encoders.synthav:SynthAVSyncEncoder",
 }
 
 

@@ -178,7 +178,9 @@ def measured_groups(entries: list[tuple[str, dict[str, Any]]]) -> tuple[Group, .
         members.sort(key=lambda fr: (_family_key(fr[1]["model"].get("family")), fr[1]["model"]["name"].casefold(),
                                      fr[1]["model"]["name"], fr[0]))
         scored = {k for _, r in members for k, c in r["overall"].items() if c.get("value") is not None}
-        columns = tuple(Column(k, m.title, m.higher_is_better, m.description) for k, m in METRICS.items() if k in scored)
+        # in-domain keys (``@synthav``, not official, trained on the synthetic bench) are never ranked
+        columns = tuple(Column(k, m.title, m.higher_is_better, m.description) for k, m in METRICS.items()
+                        if k in scored and m.in_default)
 
         def table(cells_of: Any) -> Table:
             rows_cells = [[_cell_from(cells_of(r).get(c.key), (r.get("skipped") or {}).get(c.key)) for c in columns]
