@@ -144,8 +144,11 @@ def cmd_weights(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from javisbench.demo import demo_table, run_demo
 
-    print(f"[javisbench demo] rendering {a.n} synthetic sounding clips and 4 corrupted copies under {a.out} ...")
-    results = run_demo(a.out, n_clips=a.n, device=a.device, weights_dir=a.weights_dir, progress=a.verbose)
+    print(f"[javisbench demo] rendering {a.n} SynthAV clips and 4 corrupted copies"
+          + (f", training 2 tiny generators for {a.generator_steps} steps" if a.generator_steps > 0 else "")
+          + f" under {a.out} ...")
+    results = run_demo(a.out, n_clips=a.n, device=a.device, weights_dir=a.weights_dir, progress=a.verbose,
+                       generator_steps=a.generator_steps)
     print()
     print(demo_table(results))
     print(f"\nper-variant results: {Path(a.out) / 'results'}")
@@ -327,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=int, default=6, help="number of clips")
     d.add_argument("--device", default="cpu")
     d.add_argument("--weights-dir", type=Path, default=None)
+    d.add_argument("--generator-steps", type=int, default=12,
+                   help="training steps of each of the two tiny reference generators (0: leave them out)")
     d.add_argument("--verbose", action="store_true")
     d.set_defaults(func=cmd_demo)
 
