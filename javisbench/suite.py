@@ -305,13 +305,13 @@ def _desync_indomain(all_feats: list[Optional[Feats]], p: "Protocol") -> np.ndar
 _SYN = "in-domain (SynthAV-trained, not official): "
 _add(Metric("fvd@synthav", "FVD@synthav", ("synthav-av",), "set", False,
             _SYN + "Fréchet distance of synthav-av video embeddings to the reference set", official=False, in_default=False,
-            set_feature=("synthav-av", "video"), set_fn=_fd, resample_fn=_fd_fast))
+            set_feature=("synthav-av", "video"), set_fn=_fd, resample_fn=_fd_fast, inf_fn=_fd_inf))
 _add(Metric("kvd@synthav", "KVD@synthav", ("synthav-av",), "set", False,
             _SYN + "polynomial-kernel MMD² of synthav-av video embeddings to the reference set", official=False, in_default=False,
-            set_feature=("synthav-av", "video"), set_fn=_kvd, resample_fn=_kvd_fast))
+            set_feature=("synthav-av", "video"), set_fn=_kvd, resample_fn=_kvd_fast, inf_fn=_kvd_inf))
 _add(Metric("fad@synthav", "FAD@synthav", ("synthav-av",), "set", False,
             _SYN + "Fréchet distance of synthav-av audio embeddings to the reference set (not scaled)", official=False, in_default=False,
-            set_feature=("synthav-av", "audio"), set_fn=_fd, resample_fn=_fd_fast))
+            set_feature=("synthav-av", "audio"), set_fn=_fd, resample_fn=_fd_fast, inf_fn=_fd_inf))
 _add(Metric("ib_tv@synthav", "Text-video@synthav", ("synthav-text", "synthav-av"), "sample", True,
             _SYN + "cosine of the synthav-text prompt and synthav-av video embeddings", official=False, in_default=False, needs_text=True,
             sample_fn=lambda f, p: _cos(f["synthav-text"]["text_video"], f["synthav-av"]["video"]),

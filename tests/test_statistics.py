@@ -30,6 +30,7 @@ def _features(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_every_built_in_set_metric_has_a_size_correction() -> None:
     for key in ("fvd", "kvd", "fad", "fd_clap"):
         assert METRICS[key].kind == "set" and METRICS[key].inf_fn is not None, key
+    assert all(m.inf_fn is not None for m in METRICS.values() if m.kind == "set")
     assert all(m.inf_fn is None for m in METRICS.values() if m.kind == "sample")
 
 
