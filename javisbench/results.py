@@ -38,8 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from javisbench.features import FeatureStore
     from javisbench.run import Run, RunLog, Scores
 
-SCHEMA_VERSION = "1.1"   # 1.1: bench.kind, reference provenance, window counts on set cells
-SET_BOOTSTRAP = 100  # resamples for overall set-metric CIs (each one is a full FD/MMD)
+SCHEMA_VERSION = "1.2"   # 1.1: bench.kind, reference provenance, window counts on set cells;
+                         # 1.2: per-sample category labels, encoders' protocol fields, flags, interval kinds,
+                         # value_inf on set cells (readers accept any 1.x)
 
 
 class ResultsError(ValueError):
