@@ -17,10 +17,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: network name -> (file name, sha256)
 FILES: dict[str, tuple[str, str]] = {
-    "video": ("synthav_video.safetensors", "0341ab6f0456dc2f28852478af4a40340b6482b00df26bab375399462c05c19e"),
+    "video": ("synthav_video.safetensors", "cb176ac3d4a2649e93361e0cd7d82497b0c4fb05d56074617980b9b85ea6a701"),
     "audio": ("synthav_audio.safetensors", "92723b4fe41ac2924871330b36843c0e743d1cada2a5e2e0963d8e1b967709af"),
-    "text": ("synthav_text.safetensors", "300e6d125511dfbd1630a5241692baa6febd3dea1d316ae1d01a8b3e3f9e1d23"),
-    "sync": ("synthav_sync.safetensors", "a750d96280c1721566d3051b12b7e900d617cf8a41541f01153dfeb6f20682a8"),
+    "text": ("synthav_text.safetensors", "a8eaaac9ccda091669b52b56c7f800cd7bc3461a0c2cd3fd5153dab52cfbe2df"),
+    "sync": ("synthav_sync.safetensors", "3c4bf80169c13c0fe460ddd9e7c1292872efcd9e0e7a425dcef17640d58f224a"),
 }
 
 

@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -98,17 +99,39 @@ def _checks(nets: dict[str, torch.nn.Module], val: dict[str, Any]) -> dict[str, 
             "offset_acc_pm1": float(((pred - cls).abs() <= 1).float().mean())}
 
 
-def train(out: Path, seed: int = 0, n_clips: int = 600, steps: int = 1000, batch: int = 32,
-          lr: float = 2e-3, log_every: int = 100, threads: int = 1) -> dict[str, Any]:
-    """Train and write the four weight files; returns the log (also written as ``train_log.json``)."""
-    from safetensors.torch import save_file
+def save_sorted(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """A safetensors file whose bytes depend only on the tensors and metadata: header keys sorted
+    (``safetensors.torch.save_file`` orders its header by a per-process hash map), tensors in that
+    order, the header padded with spaces to a multiple of 8 bytes (as the format allows)."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64", torch.float64: "F64"}
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        if t.dtype not in dtypes:
+            raise ValueError(f"{name}: dtype {t.dtype} not supported (expected one of {list(dtypes)})")
+        b = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    head = json.dumps(header, separators=(",", ":"), sort_keys=False).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
 
+
+def train(out: Path, seed: int = 0, n_clips: int = 600, steps: int = 1000, batch: int = 32,
+          lr: float = 2e-3, log_every: int = 100, threads: int = 1, n_val: int = 96) -> dict[str, Any]:
+    """Train and write the four weight files; returns the log (also written as ``train_log.json``)."""
     t0 = time.time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     data = _data(n_clips, seed, "train")
-    val = _data(96, seed, "val")
+    val = _data(n_val, seed, "val")
     t_data = time.time() - t0
     nets = {k: cls() for k, cls in M.NETS.items()}
     params = [p for n in nets.values() for p in n.parameters()]
@@ -117,7 +140,7 @@ def train(out: Path, seed: int = 0, n_clips: int = 600, steps: int = 1000, batch
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     history = []
     for step in range(steps):
-        idx = rng.choice(n_clips, size=batch, replace=False)
+        idx = rng.choice(n_clips, size=min(batch, n_clips), replace=False)
         x = _video(data["frames"][idx])
         mel = data["mel"][idx]
         ev, cv = nets["video"](x)
@@ -148,10 +171,10 @@ def train(out: Path, seed: int = 0, n_clips: int = 600, steps: int = 1000, batch
     for name, net in nets.items():
         path = out / f"synthav_{name}.safetensors"
         state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-        save_file(state, str(path), metadata={"seed": str(seed), "clips": str(n_clips), "steps": str(steps)})
+        save_sorted(state, path, {"seed": str(seed), "clips": str(n_clips), "steps": str(steps)})
         sha[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     log = {"seed": seed, "clips": n_clips, "steps": steps, "batch": batch, "lr": lr, "threads": torch.get_num_threads(),
-           "seconds": round(time.time() - t0, 1), "data_seconds": round(t_data, 1), "checks": checks,
+           "load_average": [round(x, 2) for x in os.getloadavg()], "seconds": round(time.time() - t0, 1), "data_seconds": round(t_data, 1), "checks": checks,
            "sha256": sha, "history": history}
     (out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
     return log
@@ -166,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights: 1)")
+    ap.add_argument("--val-clips", type=int, default=96, help="SynthAV val clips of the printed checks")
     a = ap.parse_args(argv)
-    log = train(a.out, a.seed, a.clips, a.steps, a.batch, a.lr, threads=a.threads)
+    log = train(a.out, a.seed, a.clips, a.steps, a.batch, a.lr, threads=a.threads, n_val=a.val_clips)
     print(json.dumps({k: log[k] for k in ("seconds", "checks", "sha256")}, indent=1))
     return 0
 
