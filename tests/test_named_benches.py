@@ -73,7 +73,8 @@ def test_named_bench_and_released_cache_are_found(setup: dict, monkeypatch: pyte
     assert ref["rows"] == {"i3d:logits": N, "audioclip:embedding": N}
     # another protocol does not silently compare against the official cache
     capsys.readouterr()
-    assert _evaluate(setup, setup["root"] / "f.json", "--protocol", "javisbench-fixed") == 0
+    # fvd is skipped (no javisbench-fixed reference): the exit code says so, the results are written
+    assert _evaluate(setup, setup["root"] / "f.json", "--protocol", "javisbench-fixed") == 3
     f = json.loads((setup["root"] / "f.json").read_text())
     assert "fvd" not in f["overall"] and "holds javisbench-official features" in f["skipped"]["fvd"]
     assert f["reference"] is None
