@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 SAMPLE_COLUMNS = ("sample_id", "metric", "value")
-CELL_COLUMNS = ("aspect", "category", "metric", "value", "ci_low", "ci_high", "n", "n_failed", "flags")
+CELL_COLUMNS = ("aspect", "category", "metric", "value", "ci_low", "ci_high", "interval", "n", "n_failed", "flags",
+                "value_inf", "reliable")
 
 
 def _pandas() -> Any:
@@ -77,8 +78,10 @@ def _cell_row(aspect: str, category: str, key: str, cell: Mapping[str, Any]) -> 
 
     return {"aspect": aspect, "category": category, "metric": key, "value": num(cell.get("value")),
             "ci_low": num(cell.get("ci_low")), "ci_high": num(cell.get("ci_high")),
-            "n": int(cell.get("n") or 0), "n_failed": int(cell.get("n_failed") or 0),
-            "flags": ",".join(cell.get("flags") or [])}
+            "interval": cell.get("interval", ""), "n": int(cell.get("n") or 0),
+            "n_failed": int(cell.get("n_failed") or 0), "flags": ",".join(cell.get("flags") or []),
+            # set metrics: the size-corrected value (n = infinity) and whether its fit is trustworthy
+            "value_inf": num(cell.get("value_inf")), "reliable": cell.get("reliable")}
 
 
 def cells_frame(results: Mapping[str, Any], overall: bool = True) -> "pd.DataFrame":
@@ -94,7 +97,7 @@ def cells_frame(results: Mapping[str, Any], overall: bool = True) -> "pd.DataFra
             for key, cell in metrics.items():
                 rows.append(_cell_row(aspect, cat, key, cell))
     df = pd.DataFrame(rows, columns=list(CELL_COLUMNS))
-    for c in ("value", "ci_low", "ci_high"):
+    for c in ("value", "ci_low", "ci_high", "value_inf"):
         df[c] = df[c].astype("float64")
     for c in ("n", "n_failed"):
         df[c] = df[c].astype("int64")

@@ -121,7 +121,7 @@ def render_markdown(board: Board) -> str:
     for g in board.groups:
         out += [f"## {md_text(g.title)}", "",
                 f"bench manifest sha256 `{g.bench_sha256[:12]}`, protocol fingerprint `{g.fingerprint}`; "
-                "values ± half the 95% CI; rows grouped by method family.", ""]
+                "values ± half the 95% interval (a CI for per-sample metrics, the sampling spread for set metrics); rows grouped by method family.", ""]
         out += _md_table(g.overall, None, meta_after=True) + [""]
     if board.reported:
         out += ["## Reported in papers (not measured by javisbench)", "",

@@ -140,7 +140,7 @@ def _cell_html(c: Cell, shown: str | None) -> str:
     rank = f'<sup class="rank" title="rank{" (tied)" if c.tied else ""}">{_e(rank_text(c))}</sup>' if c.rank is not None else ""
     tip = ""
     if c.ci_low is not None and c.ci_high is not None:
-        tip = f' title="95% CI [{_e(repr(c.ci_low))}, {_e(repr(c.ci_high))}]' + (f", n={c.n}" if c.n is not None else "") + '"'
+        tip = f' title="95% interval [{_e(repr(c.ci_low))}, {_e(repr(c.ci_high))}]' + (f", n={c.n}" if c.n is not None else "") + '"'
     return f'<td data-v="{_num_attr(c.value)}"{attr}{tip}>{_e(fmt_cell(c, shown))}{rank}</td>'
 
 
@@ -212,7 +212,7 @@ def render_html(board: Board) -> str:
     for g in board.groups:
         out += [f'<section class="group" id="{g.slug}">', f"<h3>{_e(g.title)}</h3>",
                 f'<p class="meta">bench manifest sha256 <code>{_e(g.bench_sha256[:12])}</code>, protocol fingerprint '
-                f"<code>{_e(g.fingerprint)}</code>; values ± half the 95% CI; rows grouped by method family.</p>"]
+                f"<code>{_e(g.fingerprint)}</code>; values ± half the 95% interval (a CI for per-sample metrics, the sampling spread for set metrics); rows grouped by method family.</p>"]
         panels = [("Overall", g.overall)] + [(f"{a}: {c}", t) for a, c, t in g.tabs]
         out.append(f'<div class="tabs" role="tablist" aria-label="{_e("categories of " + g.title)}">')
         for pi, (label, _t) in enumerate(panels):
