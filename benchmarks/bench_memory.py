@@ -1,7 +1,7 @@
 """Peak memory of ``evaluate``: does it grow with the number of clips, and what does a long clip hold?
 
 Each measurement runs ``evaluate`` in a fresh Python process and reads that process's peak
-resident set size (``ru_maxrss``), so the runs do not share allocator state:
+resident set size (``VmHWM``), so the runs do not share allocator state:
 
 * ``--counts 100 1000``: that many short SynthAV clips (1 s, 128x96, 24 fps, 16 kHz) scored with
   weight-free metrics (default ``av_align``; the rows, features, per-sample values, bootstrap
@@ -44,17 +44,26 @@ def render(folder: Path, n: int, duration: float, width: int, height: int, seed0
     return write_manifest(folder.parent / f"{folder.name}.csv", clips)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``; unlike ``ru_maxrss`` it is not inherited
+    from the parent across fork + exec, so a child does not report the renderer's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024    # not Linux: may include the parent's
+
+
 def child(samples: Path, manifest: Path, metrics: list[str], workers: int) -> None:
     """Run one evaluate and print {peak_rss_mb, seconds, n, failures} as JSON (a child process)."""
     from javisbench.config import EvalConfig
     from javisbench.evaluate import evaluate
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     t = time.perf_counter()
     r = evaluate(EvalConfig(samples_dir=samples, bench=manifest, out=None, metrics=metrics, workers=workers,
                             cache_dir=samples.parent / f"cache-{samples.name}", progress=False))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss      # KiB on Linux
-    print(json.dumps({"peak_rss_mb": peak / 1024, "rss_after_imports_mb": before / 1024,
+    peak = peak_rss_mb()
+    print(json.dumps({"peak_rss_mb": peak, "rss_after_imports_mb": before,
                       "seconds": time.perf_counter() - t, "n": len(r["sample_ids"]),
                       "failures": len(r["failures"]), "skipped": r["skipped"]}))
 

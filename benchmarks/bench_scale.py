@@ -173,7 +173,7 @@ def _read_cavp(sid: str, mp4: Path, wav: Path) -> Any:
     from javisbench.views import fps_indices
 
     probe_sample(mp4, wav)                               # moviepy's duration
-    clip = full_decode(mp4, None)                        # ffmpeg's decode for the re-encodes
+    clip = full_decode(mp4, wav)                         # ffmpeg's decode for the re-encodes
     idx = fps_indices(clip.n_frames, clip.fps, 21.5, eof="end")
     x264_roundtrip(clip.frames[idx], 21.5, sample_id=sid)    # the unused 21.5 fps re-encode
     audio, sr = librosa_load(wav, 16000)
@@ -448,6 +448,11 @@ def main() -> None:
         print(f"pipeline overhead / encoder forward time = {overhead:.1f} / {fwd_total:.1f} = "
               f"{record['ratio_overhead_to_forward']:.1%}  (without model loading {load_total:.1f} s and "
               f"planning/weight hashing/metrics {weights_hash:.1f} s: {record['ratio_overhead_to_forward_without_loading']:.1%})")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        from javisbench.files import atomic_write_text
+
+        out = RESULTS / f"{a.name}.json"
+        atomic_write_text(out, json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
         if not a.skip_original:
             t_orig, gstages, ofeats = run_original_structure(metrics, rows, fake, real, weights, a.device)
             record["original_structure"] = {"total_s": t_orig, "groups": gstages,
@@ -457,10 +462,6 @@ def main() -> None:
             record["same_features_max_abs_diff"] = compare_features(cold, ofeats, rows, root / "cache", cfg)
             print(f"original structure: {t_orig:8.1f} s  ({a.n / t_orig:.3f} samples/s)")
             print(f"speedup cold {record['speedup_cold']:.2f}x, warm {record['speedup_warm']:.0f}x")
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        from javisbench.files import atomic_write_text
-
-        out = RESULTS / f"{a.name}.json"
         atomic_write_text(out, json.dumps(record, indent=1, sort_keys=True, default=float) + "\n")
         print(f"wrote {out.relative_to(ROOT)}")
         del torch
