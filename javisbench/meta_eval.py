@@ -16,7 +16,8 @@ corruption the output gives
   each clean clip with its corrupted copy);
 * set metrics (FVD, KVD, FAD, ...) have no per-sample value: their clean and corrupted set values
   (against the reference: ``--reference-dir``, else the clean clips themselves) and whether the
-  corrupted set is worse.
+  corrupted set is worse (``corrupted_worse``; null when the value did not change: the corruption
+  leaves the features that metric reads untouched).
 
 Audio is mixed to mono for every variant (the corruptions act on one channel).  Metrics whose
 weights are absent are listed as skipped; weights that are not the official files (fixture or
@@ -254,7 +255,7 @@ def meta_eval(samples_dir: str | Path, bench: str | Path, out: str | Path | None
             if m.kind == "set":
                 cv, bv = clean["overall"].get(m.key, {}), r["overall"].get(m.key, {})
                 a, b = cv.get("value"), bv.get("value")
-                worse = None if a is None or b is None else bool((b < a) if m.higher_is_better else (b > a))
+                worse = None if a is None or b is None or a == b else bool((b < a) if m.higher_is_better else (b > a))
                 row[c.name] = {"kind": "set", "clean": cv, "corrupted": bv, "corrupted_worse": worse}
                 continue
             cvals = np.array([_num(clean["per_sample"].get(s, {}).get(m.key)) for s in ids])
@@ -337,7 +338,7 @@ def _num(x: Any) -> float:
 
 def meta_table(doc: dict[str, Any]) -> str:
     """Metrics as rows, corruptions as columns: ``AUROC [lo, hi] acc`` (sample metrics) or
-    ``clean -> corrupted ok|WRONG`` (set metrics)."""
+    ``clean -> corrupted ok|WRONG|unchanged`` (set metrics)."""
     corr = doc["corruptions"]
     head = ["metric"] + corr
     rows = []
@@ -350,8 +351,8 @@ def meta_table(doc: dict[str, Any]) -> str:
                 cells.append("—")
             elif x["kind"] == "set":
                 a, b = x["clean"].get("value"), x["corrupted"].get("value")
-                cells.append("—" if a is None or b is None else
-                             f"{a:.3g} -> {b:.3g} {'ok' if x['corrupted_worse'] else 'WRONG'}")
+                verdict = {True: "ok", False: "WRONG", None: "unchanged"}[x["corrupted_worse"]]
+                cells.append("—" if a is None or b is None else f"{a:.3g} -> {b:.3g} {verdict}")
             elif x["auroc"] is None:
                 cells.append("—")
             else:
