@@ -4,11 +4,13 @@ Scores the four golden clips (``tests/golden/inputs/clip_00..03``, 426x240, 4 s)
 ``javisbench-fixed`` with the fixture checkpoints (real architectures), once per precision, the
 real side of FVD/KVD/FAD being the same clips in another order.  Per metric it reports the fp32
 value, the other precision's value, the largest per-sample |difference| and that difference
-relative to the fp32 per-sample spread (max - min over the clips).  Writes
+relative to the fp32 per-sample spread (max - min over the clips); for a set metric (FD/MMD on
+four clips means little) how far its features move, ``||f - f_fp32|| / ||f_fp32||``.  Writes
 ``benchmarks/results/<name>.json`` and the table between the ``precision-table`` markers of
 ``benchmarks/README.md``.
 
     python benchmarks/bench_precision.py                       # CPU: fp32 vs bf16
+    python benchmarks/bench_precision.py --metrics fvd kvd fad --merge    # redo some rows
     python benchmarks/bench_precision.py --device cuda --precisions bf16 fp16 --name precision_cuda
 """
 from __future__ import annotations
@@ -51,13 +53,24 @@ def _clips(root: Path) -> tuple[Path, Path, Path]:
     return fake, real, bench
 
 
+def _features(cfg: Any, enc_id: str) -> dict[str, dict[str, np.ndarray]]:
+    """One encoder's stored features per sample id of a finished run (all served from its store)."""
+    from javisbench.evaluate import extract, load_encoders, plan_run
+    from javisbench.features import FeatureStore
+
+    run, _ = plan_run(cfg)
+    encs, _ = load_encoders(run)
+    feats, _ = extract(run, {enc_id: encs[enc_id]}, FeatureStore(cfg.cache_dir))
+    return {sid: f[enc_id] for sid, f in feats.items() if enc_id in f}
+
+
 def table(rows: list[dict[str, Any]], other: str) -> str:
     out = [f"| metric | fp32 | {other} | max per-sample \\|Δ\\| | relative \\|Δ\\| |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         if r["rel_to_spread"] is not None:
             rel = f"{r['rel_to_spread']:.2%} of the clips' spread"
-        elif r.get("rel_to_value") is not None:
-            rel = f"{r['rel_to_value']:.2%} of the value (set metric)"
+        elif r.get("feature_rel_err") is not None:
+            rel = f"features ({r['feature']}) move by {r['feature_rel_err']:.2%} (worst clip, L2)"
         else:
             rel = "–"
         ps = "–" if r["max_abs_per_sample"] is None else f"{r['max_abs_per_sample']:.3g}"
@@ -72,6 +85,7 @@ def main() -> None:
     ap.add_argument("--metrics", nargs="+", default=METRICS)
     ap.add_argument("--name", default="precision_cpu")
     ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="keep the previous record's rows of metrics not run now")
     a = ap.parse_args()
 
     from bench_scale import commit, machine
@@ -90,11 +104,13 @@ def main() -> None:
         weights = write_golden_weights(GOLDEN, root / "weights", encs)
         fake, real, bench = _clips(root)
         res: dict[str, dict[str, Any]] = {}
+        cfgs: dict[str, Any] = {}
         for prec in ["fp32", *a.precisions]:
             cfg = EvalConfig(samples_dir=fake, bench=bench, out=None, metrics=a.metrics, weights_dir=weights,
                              cache_dir=root / f"cache-{prec}", reference_dir=real, device=a.device,
                              protocol="javisbench-fixed", precision=prec, progress=False, workers=2)
             t = time.perf_counter()
+            cfgs[prec] = cfg
             res[prec] = evaluate(cfg)
             print(f"{prec}: {time.perf_counter() - t:.0f} s; skipped {res[prec]['skipped'] or 'none'}; "
                   f"failures {res[prec]['failures'] or 'none'}", flush=True)
@@ -120,10 +136,22 @@ def main() -> None:
                     spread = float(np.nanmax(x) - np.nanmin(x))
                     row.update(max_abs_per_sample=d, rel_to_spread=d / spread if spread > 0 else None)
                 else:
-                    scale = abs(float(v32))
-                    row["rel_to_spread"] = None
-                    row["rel_to_value"] = row["abs_diff"] / scale if scale > 0 else None
+                    # a set metric on four clips is dominated by its rank-deficient covariances: report
+                    # how far its features move instead, ||f_other - f_fp32|| / ||f_fp32|| (worst clip)
+                    enc_id, name = get_metric(m).set_feature
+                    f32, fo = _features(cfgs["fp32"], enc_id), _features(cfgs[prec], enc_id)
+                    rel = [float(np.linalg.norm(np.asarray(fo[s][name], np.float64) - np.asarray(f32[s][name], np.float64))
+                                 / max(np.linalg.norm(np.asarray(f32[s][name], np.float64)), 1e-30)) for s in f32]
+                    row["feature_rel_err"] = max(rel)
+                    row["feature"] = f"{enc_id}:{name}"
                 rows.append(row)
+            prev = {}
+            if a.merge and (RESULTS / f"{a.name}.json").exists():
+                prev = {r["metric"]: r for r in json.loads((RESULTS / f"{a.name}.json").read_text())
+                        .get("comparisons", {}).get(prec, [])}
+            ran = {r["metric"] for r in rows}
+            order = {m: i for i, m in enumerate(METRICS)}
+            rows = sorted(rows + [r for m, r in prev.items() if m not in ran], key=lambda r: order.get(r["metric"], 99))
             record["comparisons"][prec] = rows
             sections.append(f"**fp32 vs {prec}** ({a.device}, {machine()['cpu'] if a.device == 'cpu' else a.device}):\n\n"
                             + table(rows, prec))
