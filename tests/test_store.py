@@ -27,7 +27,7 @@ def test_put_get_float32_and_counters(tmp_path: Path) -> None:
     got = st.get("enc", k)
     assert got["a"].dtype == np.float32 and got["b"].dtype == np.float32
     np.testing.assert_array_equal(got["a"], [0, 1, 2])
-    assert st.stats() == {"hits": 1, "misses": 1, "writes": 1}
+    assert st.stats() == {"hits": 1, "misses": 1, "writes": 1, "rejected": 0}
     assert not list(st.path("enc", k).parent.glob(".tmp-*"))      # no temporary leftovers
 
 
