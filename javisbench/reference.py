@@ -168,7 +168,7 @@ def check_reference_protocol(path: str | Path, protocol: Any, meta: dict[str, An
     for feat, values in groups.items():
         for k, v in sorted(values.items()):
             if k in run_values and run_values[k] != v:
-                diff.append(f"{k} ({feat}): file {v!r}, run {run_values[k]!r}")
+                diff.append(f"{k}: file {v!r}, run {run_values[k]!r} ({feat})")
     if diff:
         raise ReferenceError(
             f"{path} was built under protocol {meta.get('name')!r}, whose features differ from this run's "
