@@ -3,7 +3,6 @@ any encoder's features, self-sufficient results, and unchanged numbers on the go
 from __future__ import annotations
 
 import ast
-import csv
 import dataclasses
 import json
 import shutil
@@ -209,31 +208,13 @@ def test_metrics_read_declared_outputs() -> None:
 # ---------------------------------------------------------------------------------------------
 # end to end on the golden clips with injected fake encoders
 # ---------------------------------------------------------------------------------------------
-FAKE = ["clip_00", "clip_01", "clip_02", "clip_03"]
-REAL = ["edge_short2s", "edge_5p3s_30fps", "edge_44k_stereo", "clip_02"]
-LABELS = [("0", "0", "3", "0", "0"), ("1", "0", "0,3", "1", "1"), ("0", "1", "4", "2", "0,2"), ("1", "1", "3", "1", "1")]
-
-
-def _folder(root: Path, names: list[str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, n in enumerate(names):
-        shutil.copy(GOLDEN / "inputs" / f"{n}.mp4", root / f"sample_{i:04d}.mp4")
-        shutil.copy(GOLDEN / "inputs" / f"{n}.wav", root / f"sample_{i:04d}.wav")
-    return root
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from snapshot.golden_bench import FAKE, LABELS, REAL, copy_clips, write_bench
+
     root = tmp_path_factory.mktemp("arch")
-    meta = {c["name"]: c for c in json.loads((GOLDEN / "inputs" / "clips_meta.json").read_text())}
-    manifest = root / "bench.csv"
-    with open(manifest, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "audio_text", "path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind", "cat4_ind"])
-        for n, lab in zip(FAKE, LABELS):
-            w.writerow([meta[n]["caption"], meta[n]["caption"], f"{n}.mp4", *lab])
-    return {"root": root, "manifest": manifest, "samples": _folder(root / "samples", FAKE),
-            "real": _folder(root / "real", REAL)}
+    return {"root": root, "manifest": write_bench(root / "bench.csv", FAKE, LABELS),
+            "samples": copy_clips(root / "samples", FAKE), "real": copy_clips(root / "real", REAL)}
 
 
 def _fakes() -> dict:

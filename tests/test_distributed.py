@@ -2,10 +2,8 @@
 equal to a single process's; a rank killed mid-run leaves its features and a re-run resumes."""
 from __future__ import annotations
 
-import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +16,6 @@ pytest.importorskip("torch.distributed", reason="needs torch.distributed (pip in
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-GOLDEN = TESTS / "golden"
 FAKE = ["clip_00", "clip_01", "clip_02", "clip_03", "edge_short2s"]
 REAL = ["edge_short2s", "edge_5p3s_30fps", "edge_44k_stereo", "clip_02", "clip_01"]
 LABELS = [("0", "0", "3", "0", "0"), ("1", "0", "0,3", "1", "1"), ("0", "1", "4", "2", "0,2"), ("1", "1", "3", "1", "1"),
@@ -31,29 +28,15 @@ PROGRAM = ("import sys, importlib.util; spec = importlib.util.spec_from_file_loc
            "from javisbench.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def _folder(root: Path, names: list[str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, n in enumerate(names):
-        shutil.copy(GOLDEN / "inputs" / f"{n}.mp4", root / f"sample_{i:04d}.mp4")
-        shutil.copy(GOLDEN / "inputs" / f"{n}.wav", root / f"sample_{i:04d}.wav")
-    return root
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from snapshot.golden_bench import copy_clips, write_bench
+
     root = tmp_path_factory.mktemp("dist")
-    meta = {c["name"]: c for c in json.loads((GOLDEN / "inputs" / "clips_meta.json").read_text())}
-    manifest = root / "bench.csv"
-    with open(manifest, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "audio_text", "path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind", "cat4_ind"])
-        for n, lab in zip(FAKE, LABELS):
-            cap = meta.get(n, {}).get("caption", "a sounding clip")
-            w.writerow([cap, cap, f"{n}.mp4", *lab])
     program = root / "rank.py"
     program.write_text(PROGRAM.format(fakes=str(TESTS / "fakes.py")))
-    return {"root": root, "manifest": manifest, "samples": _folder(root / "samples", FAKE),
-            "real": _folder(root / "real", REAL), "program": program}
+    return {"root": root, "manifest": write_bench(root / "bench.csv", FAKE, LABELS),
+            "samples": copy_clips(root / "samples", FAKE), "real": copy_clips(root / "real", REAL), "program": program}
 
 
 def _args(bench: dict, out: Path, cache: Path) -> list[str]:

@@ -30,7 +30,8 @@ ENCODERS = ["i3d", "audioclip", "clip", "clap", "audiobox", "cavp"]
 METRICS = ["fvd", "kvd", "fad", "clip_score", "clap_score", "audio_quality", "cavp_score", "av_align", "av_lag"]
 
 
-def _folder(root: Path, names: list[str]) -> Path:
+def copy_clips(root: Path, names: list[str]) -> Path:
+    """``root/sample_{i:04d}.mp4`` + ``.wav`` from the golden clips ``names``: a samples folder."""
     root.mkdir(parents=True, exist_ok=True)
     for i, n in enumerate(names):
         shutil.copy(GOLDEN / "inputs" / f"{n}.mp4", root / f"sample_{i:04d}.mp4")
@@ -38,21 +39,28 @@ def _folder(root: Path, names: list[str]) -> Path:
     return root
 
 
+def write_bench(path: Path, names: list[str], labels: list[tuple[str, ...]]) -> Path:
+    """A JavisBench-style CSV over golden clips: captions from their metadata, category labels given."""
+    meta = {c["name"]: c for c in json.loads((GOLDEN / "inputs" / "clips_meta.json").read_text())}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "audio_text", "path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind", "cat4_ind"])
+        for n, lab in zip(names, labels):
+            cap = meta.get(n, {}).get("caption", "a sounding clip")
+            w.writerow([cap, cap, f"{n}.mp4", *lab])
+    return path
+
+
+
 def run_golden_bench(root: Path) -> dict[str, Any]:
     from javisbench.cli import main
     from javisbench.golden import write_golden_weights
 
-    meta = {c["name"]: c for c in json.loads((GOLDEN / "inputs" / "clips_meta.json").read_text())}
-    bench = root / "bench.csv"
-    with open(bench, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "audio_text", "path", "cat0_ind", "cat1_ind", "cat2_ind", "cat3_ind", "cat4_ind"])
-        for n, lab in zip(FAKE, LABELS):
-            w.writerow([meta[n]["caption"], meta[n]["caption"], f"{n}.mp4", *lab])
+    bench = write_bench(root / "bench.csv", FAKE, LABELS)
     weights = write_golden_weights(GOLDEN, root / "weights", ENCODERS)
-    args = ["evaluate", str(_folder(root / "samples", FAKE)), "--bench", str(bench), "--out", str(root / "r.json"),
+    args = ["evaluate", str(copy_clips(root / "samples", FAKE)), "--bench", str(bench), "--out", str(root / "r.json"),
             "--weights-dir", str(weights), "--cache-dir", str(root / "cache"), "--reference-dir",
-            str(_folder(root / "real", REAL)), "--metrics", *METRICS, "--quiet", "--batch-size", "4"]
+            str(copy_clips(root / "real", REAL)), "--metrics", *METRICS, "--quiet", "--batch-size", "4"]
     rc = main(args)
     if rc != 0:
         raise RuntimeError(f"javisbench evaluate exited {rc}")
