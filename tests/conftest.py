@@ -12,6 +12,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+# MKL's strict reproducibility mode, as javisbench sets it when its encoders load: MKL reads it at
+# its first call, which in a test session can come from any earlier test (a reference model, say),
+# so it is set before anything runs; the numbers then do not depend on which tests ran first
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("ONEDNN_DEFAULT_FPMATH_MODE", "STRICT")
 
 from pathlib import Path  # noqa: E402
 

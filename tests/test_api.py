@@ -12,6 +12,7 @@ import pytest
 import javisbench
 from fakes import FakeAudio, FakeI3D
 from javisbench.cli import main
+from javisbench.frames import CELL_COLUMNS
 
 N = 4
 ENC = {"i3d": FakeI3D, "audioclip": FakeAudio}
@@ -77,7 +78,7 @@ def test_round_trip_and_frames(run: javisbench.Results, tmp_path: Path) -> None:
             assert cells["av_align"]["value"] == pytest.approx(float(np.mean(members.value)), rel=1e-12)
     cells = back.cells_frame()
     n_cells = len(back.overall) + sum(len(m) for cats in back.per_category.values() for m in cats.values())
-    assert cells.shape == (n_cells, 9)
+    assert cells.shape == (n_cells, len(CELL_COLUMNS))
     o = cells[cells.aspect == "overall"].set_index("metric")
     for k, cell in back.overall.items():
         assert o.loc[k, "value"] == cell["value"] and o.loc[k, "n"] == cell["n"]

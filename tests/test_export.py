@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from javisbench.cli import main
+from javisbench.frames import CELL_COLUMNS
 
 pd = pytest.importorskip("pandas")
 
@@ -64,7 +65,7 @@ def test_xlsx(results_file: Path, tmp_path: Path) -> None:
     assert main(["export", str(results_file), "--format", "xlsx", "--out", str(tmp_path)]) == 0
     sheets = pd.read_excel(tmp_path / "run.xlsx", sheet_name=None)
     assert set(sheets) == {"samples", "cells"}
-    assert sheets["samples"].shape == (3, 4) and sheets["cells"].shape == (4, 9)
+    assert sheets["samples"].shape == (3, 4) and sheets["cells"].shape == (4, len(CELL_COLUMNS))
 
 
 def test_parquet_or_a_clear_message(results_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -56,7 +56,32 @@ def test_fbank_matches_official_window_input(name: str) -> None:
         np.testing.assert_allclose(_imagebind_mel(wave)[:8, :8], ref_8x8, rtol=0, atol=1e-4)
         return
     got = _imagebind_mel(wave)
+    if np.abs(got - ref[0, 0, 0]).max() > 1e-4:
+        # MKL picks its FFT code path by CPU: on AVX-512 machines one near-silent log-fbank cell of
+        # clip_00 lands 1.0e-4 from the fixture machine's.  Our fbank's parity is then checked with
+        # MKL in its CPU-independent mode (MKL_CBWR=COMPATIBLE, read at MKL's first call: a fresh process).
+        got = _mel_compatible(wave)
     np.testing.assert_allclose(got, ref[0, 0, 0], rtol=0, atol=1e-4)
+
+
+def _mel_compatible(wave16k: np.ndarray) -> np.ndarray:
+    """``_imagebind_mel(wave16k)`` computed in a fresh process with ``MKL_CBWR=COMPATIBLE``."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        src, out = Path(d) / "w.npy", Path(d) / "m.npy"
+        np.save(src, wave16k)
+        code = ("import importlib.util, numpy as np; "
+                f"spec = importlib.util.spec_from_file_location('tk', {str(Path(__file__))!r}); "
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+                f"np.save({str(out)!r}, m._imagebind_mel(np.load({str(src)!r})))")
+        r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, MKL_CBWR="COMPATIBLE"),
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return np.load(out)
 
 
 def test_fbank_floor_and_padding_values() -> None:

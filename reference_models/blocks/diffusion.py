@@ -202,25 +202,28 @@ class DDPMSchedule:
 
     def __init__(self, num_steps: int = 1000, kind: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
                  variance: str = "fixed_large") -> None:
-        if kind == "linear":
-            sc = 1000.0 / num_steps
-            betas = torch.linspace(sc * beta_start, sc * beta_end, num_steps, dtype=torch.float64)
-        elif kind == "cosine":
-            s = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
-            f = torch.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
-            betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
-        else:
-            raise ValueError(f"unknown beta schedule {kind!r} (known: linear, cosine)")
-        if variance not in ("fixed_large", "fixed_small"):
-            raise ValueError(f"unknown DDPM variance {variance!r} (known: fixed_large, fixed_small)")
-        self.num_steps, self.kind, self.variance = num_steps, kind, variance
-        self.betas = betas
-        self.alphas_cumprod = torch.cumprod(1.0 - betas, 0)
-        prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
-        self.alphas_cumprod_prev = prev
-        self.posterior_variance = betas * (1.0 - prev) / (1.0 - self.alphas_cumprod)
-        self.posterior_mean_coef1 = betas * prev.sqrt() / (1.0 - self.alphas_cumprod)
-        self.posterior_mean_coef2 = (1.0 - prev) * (1.0 - betas).sqrt() / (1.0 - self.alphas_cumprod)
+        # the tables are plain CPU constants, also when the model is built under a meta-device
+        # context (parameter counting): they are never parameters
+        with torch.device("cpu"):
+            if kind == "linear":
+                sc = 1000.0 / num_steps
+                betas = torch.linspace(sc * beta_start, sc * beta_end, num_steps, dtype=torch.float64)
+            elif kind == "cosine":
+                s = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+                f = torch.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+                betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+            else:
+                raise ValueError(f"unknown beta schedule {kind!r} (known: linear, cosine)")
+            if variance not in ("fixed_large", "fixed_small"):
+                raise ValueError(f"unknown DDPM variance {variance!r} (known: fixed_large, fixed_small)")
+            self.num_steps, self.kind, self.variance = num_steps, kind, variance
+            self.betas = betas
+            self.alphas_cumprod = torch.cumprod(1.0 - betas, 0)
+            prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+            self.alphas_cumprod_prev = prev
+            self.posterior_variance = betas * (1.0 - prev) / (1.0 - self.alphas_cumprod)
+            self.posterior_mean_coef1 = betas * prev.sqrt() / (1.0 - self.alphas_cumprod)
+            self.posterior_mean_coef2 = (1.0 - prev) * (1.0 - betas).sqrt() / (1.0 - self.alphas_cumprod)
 
     def _at(self, arr: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return _bcast(arr[t.long().cpu()], like)
