@@ -13,7 +13,14 @@ from reference_models.blocks import rope
 from reference_models.interface import GenerationRequest
 from reference_models.javisdit_pp import JavisDiTPP, LoRALinear
 
-torch.set_num_threads(1)   # tiny tensors: threading only adds overhead on a shared 2-core box
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # noqa: ANN202 - tiny tensors: threading only adds overhead on a shared 2-core box
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)    # the rest of the session keeps its thread count
 
 
 def _batch(B: int = 2, T: int = 8, Tm: int = 64, seed: int = 0) -> dict:
