@@ -8,12 +8,7 @@ from reference_models.avfulldit import (RECONSTRUCTED, AVFullDiT, avfull_attenti
 from reference_models.interface import GenerationRequest
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(dim=32, heads=2, depth=2, text_dim=32, text_depth=1, text_heads=2)

@@ -16,13 +16,7 @@ from reference_models.blocks.rope import inv_freq, seconds_position_ids
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "arch" / "bridgedit"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small kernels: one intra-op thread avoids barrier stalls on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------

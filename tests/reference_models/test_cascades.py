@@ -8,12 +8,7 @@ from reference_models.cascades import Cascade, T2AThenA2V, T2VThenV2A
 from reference_models.interface import GenerationRequest
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BASE = dict(dim_video=32, dim_audio=32, heads_video=2, heads_audio=2, depth_video=2, depth_audio=2, text_dim=32,

@@ -14,12 +14,7 @@ from reference_models.javisdit import JavisDiT, make_prior_negatives
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # noqa: ANN202 - tiny tensors: threading only adds overhead on a shared 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)    # the rest of the session keeps its thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 BICA = Path(__file__).resolve().parents[1] / "golden" / "arch" / "javisdit"
 

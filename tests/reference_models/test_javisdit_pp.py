@@ -15,12 +15,7 @@ from reference_models.javisdit_pp import JavisDiTPP, LoRALinear
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # noqa: ANN202 - tiny tensors: threading only adds overhead on a shared 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)    # the rest of the session keeps its thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(B: int = 2, T: int = 8, Tm: int = 64, seed: int = 0) -> dict:

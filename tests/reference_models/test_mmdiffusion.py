@@ -17,13 +17,7 @@ from reference_models.mmdiffusion import (CrossAttentionBlock, MMDiffusion, MMDi
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "arch" / "mmdiffusion"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small convolutions: one intra-op thread avoids barrier stalls on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------
